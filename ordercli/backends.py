@@ -1,0 +1,256 @@
+"""Everything that differs between database engines, in one place.
+
+Commands and queries never test which engine they run on; they ask the active
+`Backend` for a write transaction, a row lock, a streaming cursor, a bind-parameter
+budget or a piece of DDL. A new engine is a new subclass registered in `SCHEMES`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import peewee
+
+from ordercli.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A parsed `--db` URL. `secrets` holds every spelling of the password, for redaction."""
+
+    scheme: str
+    database: str
+    connect_params: dict[str, Any]
+    secrets: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, url: str) -> DatabaseUrl:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            # The message names the bad part (e.g. the port), never the password.
+            raise ConfigError(f"invalid database URL: {exc}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in SCHEMES:
+            known = ", ".join(f"{name}://" for name in SCHEMES)
+            shown = f"{scheme}://" if scheme else "(none)"
+            raise ConfigError(f"unsupported database URL scheme {shown}; use one of {known}")
+        secrets = tuple(s for s in {parts.password or "", unquote(parts.password or "")} if s)
+        params: dict[str, Any] = {}
+        if parts.username:
+            params["user"] = unquote(parts.username)
+        if parts.password:
+            params["password"] = unquote(parts.password)
+        if parts.hostname:
+            params["host"] = parts.hostname
+        if port:
+            params["port"] = port
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            params[key] = _query_value(value)
+        if scheme == "sqlite":
+            if parts.netloc:
+                raise ConfigError(
+                    "SQLite URLs have no host: use sqlite:///relative/path.db "
+                    "or sqlite:////absolute/path.db"
+                )
+            database = unquote(parts.path[1:])
+        else:
+            database = unquote(parts.path.lstrip("/"))
+        if not database:
+            raise ConfigError(f"the {scheme}:// URL names no database, e.g. {_EXAMPLES[scheme]}")
+        return cls(scheme, database, params, secrets)
+
+
+def _query_value(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if value.isdigit():
+        return int(value)
+    return value
+
+
+_EXAMPLES = {
+    "sqlite": "sqlite:///orders.db",
+    "postgresql": "postgresql://user:password@host:5432/dbname",
+    "postgres": "postgres://user:password@host:5432/dbname",
+    "mysql": "mysql://user:password@host:3306/dbname",
+}
+
+
+class Backend:
+    """What one database engine needs done differently."""
+
+    name: ClassVar[str]
+    # DDL fragments used by the migrations (see migrations.py).
+    ddl: ClassVar[dict[str, str]]
+
+    def __init__(self, url: DatabaseUrl) -> None:
+        self.url = url
+
+    def create_database(self) -> peewee.Database:
+        raise NotImplementedError
+
+    def max_bind_params(self, db: peewee.Database) -> int:
+        """How many `?`/`%s` placeholders one statement may carry."""
+        raise NotImplementedError
+
+    def write_transaction(self, db: peewee.Database) -> Any:
+        """A transaction for read-then-write: rows read in it stay ours until commit."""
+        return db.atomic()
+
+    def lock_rows(self, query: peewee.Select) -> peewee.Select:
+        """Lock the rows a SELECT returns until the transaction ends."""
+        return query.for_update()
+
+    @contextlib.contextmanager
+    def migration_lock(self, db: peewee.Database) -> Iterator[None]:
+        """Serialise schema changes between processes."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def read_schema_version(self, db: peewee.Database) -> int | None:
+        """The applied schema version, or None before the first migration.
+
+        Runs on the raw driver cursor, so the probe does not show up as one of the
+        command's statements (see `--echo-sql` in README)."""
+        raise NotImplementedError
+
+    def iterate(self, db: peewee.Database, query: peewee.Select, stream: bool) -> Iterator[Any]:
+        """Rows of `query`; with `stream`, without holding the whole result in memory."""
+        return iter(query.iterator())
+
+
+class SqliteBackend(Backend):
+    name = "sqlite"
+    ddl = {
+        "pk": "INTEGER PRIMARY KEY",
+        "fk": "INTEGER",
+        "timestamp": "TIMESTAMP",
+        "now": "CURRENT_TIMESTAMP",
+        "bool": "INTEGER",
+        "true": "1",
+        "false": "0",
+        "bool_check": "CHECK ({col} IN (0, 1))",
+    }
+    busy_timeout_ms = 30_000
+
+    def create_database(self) -> peewee.Database:
+        return peewee.SqliteDatabase(
+            self.url.database,
+            pragmas={
+                "foreign_keys": 1,
+                "journal_mode": "wal",
+                "synchronous": "normal",
+                "busy_timeout": self.busy_timeout_ms,
+            },
+            timeout=self.busy_timeout_ms / 1000,
+            returning_clause=True,
+            **self.url.connect_params,
+        )
+
+    def max_bind_params(self, db: peewee.Database) -> int:
+        conn = db.connection()
+        return int(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+
+    def write_transaction(self, db: peewee.Database) -> Any:
+        # A DEFERRED transaction that upgrades to a write fails with SQLITE_BUSY at
+        # once; IMMEDIATE takes the write lock up front and waits on busy_timeout.
+        return db.atomic("IMMEDIATE")
+
+    def lock_rows(self, query: peewee.Select) -> peewee.Select:
+        return query  # the IMMEDIATE transaction already excludes other writers
+
+    @contextlib.contextmanager
+    def migration_lock(self, db: peewee.Database) -> Iterator[None]:
+        with db.atomic("IMMEDIATE"):
+            yield
+
+    def read_schema_version(self, db: peewee.Database) -> int | None:
+        cursor = db.connection().cursor()
+        try:
+            row = cursor.execute("SELECT MAX(id) FROM ordercli_migration").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        return int(row[0] or 0)
+
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+    ddl = {
+        "pk": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        "fk": "BIGINT",
+        "timestamp": "TIMESTAMP(6) WITHOUT TIME ZONE",
+        # now() follows the session's TimeZone; the column holds UTC wall time.
+        "now": "(now() AT TIME ZONE 'UTC')",
+        "bool": "BOOLEAN",
+        "true": "TRUE",
+        "false": "FALSE",
+        "bool_check": "",
+    }
+    # psycopg 3 sends parameters server-side; the protocol counts them in 16 bits.
+    bind_param_limit = 65_535
+    advisory_lock_key = 0x6F72646572636C69  # "ordercli"
+
+    def create_database(self) -> peewee.Database:
+        from playhouse.postgres_ext import PostgresqlExtDatabase
+
+        params = dict(self.url.connect_params)
+        params.setdefault("connect_timeout", 10)
+        return PostgresqlExtDatabase(self.url.database, prefer_psycopg3=True, **params)
+
+    def max_bind_params(self, db: peewee.Database) -> int:
+        return self.bind_param_limit
+
+    @contextlib.contextmanager
+    def migration_lock(self, db: peewee.Database) -> Iterator[None]:
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (self.advisory_lock_key,))
+            yield
+
+    def read_schema_version(self, db: peewee.Database) -> int | None:
+        import psycopg
+
+        conn = db.connection()
+        try:
+            with conn.cursor() as cursor:
+                row = cursor.execute("SELECT MAX(id) FROM ordercli_migration").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+        return int(row[0] or 0) if row else 0
+
+    def iterate(self, db: peewee.Database, query: peewee.Select, stream: bool) -> Iterator[Any]:
+        if not stream:
+            return iter(query.iterator())
+        return self._server_side(db, query)
+
+    @staticmethod
+    def _server_side(db: peewee.Database, query: peewee.Select) -> Iterator[Any]:
+        from playhouse.postgres_ext import ServerSide
+
+        # Inside a transaction psycopg's named cursor fetches in batches instead of
+        # materialising the whole result (works behind PgBouncer transaction pooling).
+        with db.atomic():
+            yield from ServerSide(query, array_size=2000)
+
+
+SCHEMES: dict[str, type[Backend]] = {
+    "sqlite": SqliteBackend,
+    "postgresql": PostgresBackend,
+    "postgres": PostgresBackend,
+}
+
+
+def backend_for(url: str) -> Backend:
+    parsed = DatabaseUrl.parse(url)
+    return SCHEMES[parsed.scheme](parsed)

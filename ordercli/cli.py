@@ -1,0 +1,339 @@
+"""The command line: parse options, make one call into the core, render the result.
+
+Domain errors (`OrderCliError`) become one `Error:` line on stderr and exit code 1
+here and nowhere else; bad options are Typer usage errors with exit code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from ordercli import __version__
+from ordercli.db import DEFAULT_URL, connect
+from ordercli.errors import OrderCliError
+from ordercli.models import Status
+from ordercli.render import OutputFormat, render_order_detail, render_records, stderr_console
+from ordercli.timeutil import parse_utc
+
+MAX_ID = 2**63 - 1
+MAX_SEED_COUNT = 10**9
+
+app = typer.Typer(
+    name="ordercli",
+    help="Administer a shop's orders: list, summarise, cancel, archive and seed.\n\n"
+    "Example: ordercli --db postgresql://user@host/shop list --status paid --email alice",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str
+    echo_sql: bool
+
+
+@contextlib.contextmanager
+def database(ctx: typer.Context, migrate: bool = True) -> Iterator[None]:
+    """Open the command's database; expected failures end as one `Error:` line, exit 1."""
+    settings: Settings = ctx.ensure_object(Settings)
+    try:
+        with connect(settings.url, echo_sql=settings.echo_sql, migrate=migrate):
+            yield
+    except OrderCliError as exc:
+        sys.stdout.flush()
+        message = " ".join(str(exc).split())
+        print(f"Error: {message}", file=sys.stderr, flush=True)
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"ordercli {__version__}")
+        raise typer.Exit()
+
+
+def _date(text: str) -> datetime.datetime:
+    return parse_utc(text)
+
+
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format", "-f", help="Output format: table on a terminal, json or csv for scripts."
+    ),
+]
+SinceOption = Annotated[
+    datetime.datetime | None,
+    typer.Option(
+        parser=_date,
+        metavar="DATE",
+        help="Only orders created at or after this ISO date/datetime (UTC unless it has an offset).",
+    ),
+]
+UntilOption = Annotated[
+    datetime.datetime | None,
+    typer.Option(
+        parser=_date,
+        metavar="DATE",
+        help="Only orders created before this ISO date/datetime (exclusive).",
+    ),
+]
+OrderIds = Annotated[
+    list[int], typer.Argument(min=1, max=MAX_ID, metavar="ORDER_ID...", show_default=False)
+]
+
+
+def _check_window(since: datetime.datetime | None, until: datetime.datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise typer.BadParameter("--since must be earlier than --until", param_hint="'--since'")
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="ORDERCLI_DATABASE_URL",
+            metavar="URL",
+            show_default=False,
+            help=f"Database URL (sqlite:///path.db, postgresql://user:pw@host/db). "
+            f"Default: {DEFAULT_URL}",
+        ),
+    ] = None,
+    echo_sql: Annotated[
+        bool,
+        typer.Option(
+            "--echo-sql",
+            envvar="ORDERCLI_ECHO_SQL",
+            help="Print every SQL statement to stderr, prefixed 'SQL: '.",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Administer a shop's orders: list, summarise, cancel, archive and seed.
+
+    Example: ordercli --db postgresql://user@host/shop list --status paid --email alice
+    """
+    ctx.obj = Settings(url=db or DEFAULT_URL, echo_sql=echo_sql)
+
+
+@app.command()
+def seed(
+    ctx: typer.Context,
+    count: Annotated[
+        int, typer.Option(min=1, max=MAX_SEED_COUNT, help="Number of orders to add.")
+    ] = 1000,
+    customers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_SEED_COUNT,
+            help="New customers to spread them over [default: ⌈count/8⌉].",
+        ),
+    ] = None,
+    seed_value: Annotated[
+        int | None,
+        typer.Option(
+            "--seed", help="Random seed: the same seed on an empty database gives the same rows."
+        ),
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Add realistic customers, orders and items (batched inserts).
+
+    Example: ordercli seed --count 10000 --seed 42
+    """
+    from ordercli.seeding import seed as seed_orders
+
+    with database(ctx), _seed_progress(count) as progress:
+        result = seed_orders(count, customers, seed_value, progress=progress)
+    record = {
+        "customers": result.customers,
+        "orders": result.orders,
+        "items": result.items,
+        "seconds": round(result.seconds, 3),
+        "rows_per_second": round(result.rows_per_second),
+    }
+    stderr_console().print(
+        f"Added {result.customers:,} customers, {result.orders:,} orders and "
+        f"{result.items:,} items in {result.seconds:.2f} s "
+        f"({result.rows_per_second:,.0f} rows/s)."
+    )
+    if fmt is OutputFormat.json:
+        print(json.dumps(record))  # one object, not an array: seed reports one result
+    else:
+        render_records([record], list(record), fmt)
+
+
+@contextlib.contextmanager
+def _seed_progress(total: int) -> Iterator[Callable[[int], None] | None]:
+    """A Rich progress bar on stderr when stderr is a terminal; otherwise no callback."""
+    console = stderr_console()
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("Seeding orders", total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    status: Annotated[
+        list[Status] | None,
+        typer.Option("--status", "-s", help="Only orders with this status; repeat for several."),
+    ] = None,
+    email: Annotated[
+        str | None,
+        typer.Option(
+            help="Case-insensitive substring of the customer's email (% and _ are literal)."
+        ),
+    ] = None,
+    customer: Annotated[
+        int | None, typer.Option(min=1, max=MAX_ID, help="Only this customer's orders (id).")
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many orders; 0 for all.")] = 50,
+    include_archived: Annotated[
+        bool, typer.Option("--include-archived", help="Also show archived orders.")
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """List orders, newest first.
+
+    Example: ordercli list --status paid --email alice@ --since 2026-01-01 --format json
+    """
+    from ordercli.queries import ORDER_FIELDS, list_orders
+
+    _check_window(since, until)
+    with database(ctx):
+        rows = list_orders(
+            statuses=status or (),
+            email=email,
+            customer_id=customer,
+            since=since,
+            until=until,
+            limit=limit,
+            include_archived=include_archived,
+        )
+        render_records(rows, ORDER_FIELDS, fmt, empty_message="No matching orders.")
+
+
+@app.command()
+def summary(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many customers; 0 for all.")] = 50,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Top active customers by money spent (paid and shipped, non-archived orders).
+
+    Example: ordercli summary --limit 10 --since 2026-01-01
+    """
+    from ordercli.queries import SUMMARY_FIELDS, summarize_customers
+
+    _check_window(since, until)
+    with database(ctx):
+        rows = summarize_customers(limit=limit, since=since, until=until)
+    render_records(rows, SUMMARY_FIELDS, fmt, empty_message="No active customers.")
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    order_ids: OrderIds,
+    reason: Annotated[
+        str | None, typer.Option(help="Why, recorded in the order's history.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and report, change nothing.")
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Cancel draft or paid orders (all or nothing); shipped orders are refused.
+
+    Example: ordercli cancel 42 43 --reason "customer asked" --dry-run
+    """
+    from ordercli.orders import cancel_orders, current_actor
+
+    with database(ctx):
+        results = cancel_orders(order_ids, reason=reason, actor=current_actor(), dry_run=dry_run)
+    render_records(results, ("id", "previous_status", "status", "changed"), fmt)
+    if dry_run:
+        print("Dry run: nothing was changed.", file=sys.stderr)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    order_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)],
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Show one order with its customer, items and status history.
+
+    Example: ordercli show 42 --format json
+    """
+    from ordercli.queries import ORDER_FIELDS, show_order
+
+    with database(ctx):
+        order = show_order(order_id)
+    render_order_detail(order, ORDER_FIELDS, fmt)
+
+
+@app.command()
+def archive(
+    ctx: typer.Context,
+    order_ids: OrderIds,
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Un-archive: show the orders again.")
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Hide orders from list and summary (all or nothing); --undo shows them again.
+
+    Example: ordercli archive 42 43
+    """
+    from ordercli.orders import archive_orders
+
+    with database(ctx):
+        results = archive_orders(order_ids, undo=undo)
+    render_records(results, ("id", "is_archived", "changed"), fmt)
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Apply pending schema migrations and print the schema version.
+
+    Example: ordercli --db postgresql://user@host/shop migrate
+    """
+    from ordercli import db, migrations
+
+    with database(ctx, migrate=False):
+        version, applied = migrations.migrate(db.database.obj, db.backend())
+    for name in applied:
+        print(f"Applied {name}", file=sys.stderr)
+    print(f"Schema version {version}" + ("" if applied else " (up to date)"))
+
+
+def main() -> None:
+    app(prog_name="ordercli")

@@ -1,0 +1,125 @@
+"""The one place that knows how to open, configure, migrate and close the database."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import peewee
+
+from ordercli.backends import Backend, backend_for
+from ordercli.errors import DatabaseFailure, DatabaseUnavailable, OrderCliError
+
+DEFAULT_URL = "sqlite:///orders.db"
+
+database = peewee.DatabaseProxy()
+
+_active: Backend | None = None
+
+_TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def backend() -> Backend:
+    """The backend of the open database."""
+    if _active is None:
+        raise RuntimeError("no database is open; use ordercli.db.connect()")
+    return _active
+
+
+class SqlEcho(logging.Handler):
+    """Writes each statement Peewee runs to stderr as one `SQL: ...` line."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__(logging.DEBUG)
+        self.secrets = secrets
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not isinstance(record.msg, tuple):
+            return
+        sql = record.msg[0]
+        if _TRANSACTION_CONTROL.match(sql):
+            return
+        line = _WHITESPACE.sub(" ", sql).strip()
+        print(f"SQL: {redact(line, self.secrets)}", file=sys.stderr, flush=True)
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+@contextlib.contextmanager
+def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[Backend]:
+    """Open the database at `url`, bring its schema up to date, and close it afterwards.
+
+    Every driver error inside the block leaves as an `OrderCliError` whose message has
+    the password removed; the transaction that raised it has already rolled back."""
+    global _active
+    from ordercli import migrations
+
+    chosen = backend_for(url)
+    secrets = chosen.url.secrets
+    echo = SqlEcho(secrets) if echo_sql else None
+    logger = logging.getLogger("peewee")
+    previous_level = logger.level
+    if echo is not None:
+        logger.addHandler(echo)
+        logger.setLevel(logging.DEBUG)
+    db = chosen.create_database()
+    database.initialize(db)
+    _active = chosen
+    try:
+        with translate_errors(chosen):
+            try:
+                db.connect()
+            except peewee.PeeweeException as exc:
+                raise DatabaseUnavailable(
+                    f"cannot open the {chosen.name} database: {_first_line(exc)}"
+                ) from None
+            if migrate:
+                migrations.ensure_current(db, chosen)
+            yield chosen
+    finally:
+        _active = None
+        if not db.is_closed():
+            with contextlib.suppress(Exception):
+                db.close()
+        if echo is not None:
+            logger.removeHandler(echo)
+            logger.setLevel(previous_level)
+
+
+@contextlib.contextmanager
+def translate_errors(chosen: Backend) -> Iterator[None]:
+    secrets = chosen.url.secrets
+    try:
+        yield
+    except OrderCliError as exc:
+        exc.args = (redact(str(exc), secrets),)
+        raise
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        raise DatabaseUnavailable(redact(f"database error: {_first_line(exc)}", secrets)) from None
+    except peewee.DatabaseError as exc:
+        raise DatabaseFailure(
+            redact(f"the database refused the change: {_first_line(exc)}", secrets)
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0].strip()
+
+
+def write_transaction() -> Any:
+    """A transaction in which rows read are protected from concurrent writers."""
+    return backend().write_transaction(database.obj)
+
+
+def lock_rows(query: peewee.Select) -> peewee.Select:
+    return backend().lock_rows(query)

@@ -1,0 +1,84 @@
+"""Peewee models for querying the tables; the tables themselves are made by migrations.py.
+
+Python-side defaults here only mirror the database defaults, which are what other
+writers (the shop's application) rely on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+
+import peewee
+
+from ordercli.db import database
+
+
+class Status(enum.StrEnum):
+    DRAFT = "draft"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+CANCELLABLE = (Status.DRAFT, Status.PAID)
+SPENT = (Status.PAID, Status.SHIPPED)  # a shipped order has been paid
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC wall time, the form every timestamp column stores."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Customer(BaseModel):
+    id = peewee.BigAutoField()
+    name = peewee.CharField(max_length=120)
+    email = peewee.CharField(max_length=254, unique=True)
+    is_active = peewee.BooleanField(default=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "customer"
+
+
+class Order(BaseModel):
+    id = peewee.BigAutoField()
+    customer = peewee.ForeignKeyField(Customer, column_name="customer_id", on_delete="RESTRICT")
+    status = peewee.CharField(max_length=20, default=Status.DRAFT.value)
+    total_cents = peewee.IntegerField(default=0)
+    is_archived = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "orders"
+
+
+class OrderItem(BaseModel):
+    id = peewee.BigAutoField()
+    order = peewee.ForeignKeyField(Order, column_name="order_id", on_delete="CASCADE")
+    sku = peewee.CharField(max_length=64)
+    quantity = peewee.IntegerField()
+    unit_price_cents = peewee.IntegerField()
+
+    class Meta:
+        table_name = "order_item"
+
+
+class OrderEvent(BaseModel):
+    id = peewee.BigAutoField()
+    order = peewee.ForeignKeyField(Order, column_name="order_id")
+    from_status = peewee.CharField(max_length=20)
+    to_status = peewee.CharField(max_length=20)
+    reason = peewee.TextField(null=True)
+    actor = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "order_event"

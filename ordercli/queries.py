@@ -1,0 +1,234 @@
+"""Read-side queries. Each returns plain data; rendering lives in render.py.
+
+`list_orders` and `summarize_customers` are one SELECT each, whatever the data size:
+the join, the item count and the aggregates are computed by the database.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import peewee
+from peewee import JOIN, SQL, Case, NodeList, fn
+
+from ordercli.db import backend, database
+from ordercli.errors import NotFound
+from ordercli.models import SPENT, Customer, Order, OrderEvent, OrderItem, Status
+from ordercli.timeutil import as_utc
+
+LIKE_ESCAPE = "!"
+
+ORDER_FIELDS = (
+    "id",
+    "customer_id",
+    "email",
+    "status",
+    "total_cents",
+    "item_count",
+    "is_archived",
+    "created_at",
+)
+SUMMARY_FIELDS = (
+    "customer_id",
+    "email",
+    "name",
+    "orders",
+    "paid_orders",
+    "spent_cents",
+    "last_order_at",
+)
+
+
+def escape_like(text: str) -> str:
+    """Make `%`, `_` (and the escape character itself) match literally."""
+    for char in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(char, LIKE_ESCAPE + char)
+    return text
+
+
+def email_contains(needle: str) -> peewee.Node:
+    """Case-insensitive substring match on the customer's email, wildcards literal.
+
+    LOWER() on both sides instead of ILIKE or the column's collation, so it means the
+    same on every backend (ASCII folding at least; SQLite's LOWER is ASCII-only)."""
+    pattern = f"%{escape_like(needle.lower())}%"
+    return NodeList(
+        (fn.LOWER(Customer.email), SQL("LIKE"), pattern, SQL(f"ESCAPE '{LIKE_ESCAPE}'"))
+    )
+
+
+def _window(
+    field: peewee.Field, since: datetime.datetime | None, until: datetime.datetime | None
+) -> list[peewee.Expression]:
+    conditions = []
+    if since is not None:
+        conditions.append(field >= since)
+    if until is not None:
+        conditions.append(field < until)
+    return conditions
+
+
+def _order_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "customer_id": row["customer_id"],
+        "email": row["email"],
+        "status": row["status"],
+        "total_cents": int(row["total_cents"]),
+        "item_count": int(row["item_count"]),
+        "is_archived": bool(row["is_archived"]),
+        "created_at": as_utc(row["created_at"]),
+    }
+
+
+def _orders_query() -> peewee.Select:
+    item_count = (
+        OrderItem.select(fn.COUNT(OrderItem.id)).where(OrderItem.order == Order.id)
+    ).alias("item_count")
+    return (
+        Order.select(
+            Order.id,
+            Order.customer.alias("customer_id"),
+            Customer.email,
+            Order.status,
+            Order.total_cents,
+            item_count,
+            Order.is_archived,
+            Order.created_at,
+        )
+        .join(Customer, on=(Order.customer == Customer.id))
+        .dicts()
+    )
+
+
+def list_orders(
+    statuses: Sequence[Status] = (),
+    email: str | None = None,
+    customer_id: int | None = None,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+    limit: int = 50,
+    include_archived: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Orders newest first, filtered; `limit=0` streams them all."""
+    query = _orders_query().order_by(Order.id.desc())
+    if statuses:
+        query = query.where(Order.status.in_([s.value for s in statuses]))
+    if email:
+        query = query.where(email_contains(email))
+    if customer_id is not None:
+        query = query.where(Order.customer == customer_id)
+    for condition in _window(Order.created_at, since, until):
+        query = query.where(condition)
+    if not include_archived:
+        query = query.where(Order.is_archived == False)  # noqa: E712 (SQL, not Python)
+    if limit:
+        query = query.limit(limit)
+    for row in backend().iterate(database.obj, query, stream=not limit):
+        yield _order_row(row)
+
+
+def summarize_customers(
+    limit: int = 50,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Top active customers by money spent, in one SELECT with one GROUP BY."""
+    is_spent = Order.status.in_([s.value for s in SPENT])
+    joined = [
+        Order.customer == Customer.id,
+        Order.is_archived == False,  # noqa: E712
+        *_window(Order.created_at, since, until),
+    ]
+    on = joined[0]
+    for condition in joined[1:]:
+        on &= condition
+    spent = fn.COALESCE(fn.SUM(Case(None, [(is_spent, Order.total_cents)], 0)), 0)
+    query = (
+        Customer.select(
+            Customer.id.alias("customer_id"),
+            Customer.email,
+            Customer.name,
+            fn.COUNT(Order.id).alias("orders"),
+            fn.COALESCE(fn.SUM(Case(None, [(is_spent, 1)], 0)), 0).alias("paid_orders"),
+            spent.alias("spent_cents"),
+            fn.MAX(Order.created_at).alias("last_order_at"),
+        )
+        .join(Order, JOIN.LEFT_OUTER, on=on)
+        .where(Customer.is_active == True)  # noqa: E712
+        .group_by(Customer.id, Customer.email, Customer.name)
+        .order_by(SQL("spent_cents").desc(), Customer.id.asc())
+        .dicts()
+    )
+    if limit:
+        query = query.limit(limit)
+    return [
+        {
+            "customer_id": row["customer_id"],
+            "email": row["email"],
+            "name": row["name"],
+            "orders": int(row["orders"]),
+            "paid_orders": int(row["paid_orders"]),
+            "spent_cents": int(row["spent_cents"]),
+            "last_order_at": as_utc(row["last_order_at"]),
+        }
+        for row in query
+    ]
+
+
+def show_order(order_id: int) -> dict[str, Any]:
+    """One order with its customer, items and status history (three SELECTs)."""
+    row = (
+        _orders_query()
+        .select_extend(
+            Order.updated_at,
+            Customer.name,
+            Customer.is_active,
+            Customer.created_at.alias("customer_created_at"),
+        )
+        .where(Order.id == order_id)
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no order with id {order_id}")
+    items = (
+        OrderItem.select(OrderItem.sku, OrderItem.quantity, OrderItem.unit_price_cents)
+        .where(OrderItem.order == order_id)
+        .order_by(OrderItem.id)
+        .tuples()
+    )
+    events = (
+        OrderEvent.select(
+            OrderEvent.id,
+            OrderEvent.from_status,
+            OrderEvent.to_status,
+            OrderEvent.reason,
+            OrderEvent.actor,
+            OrderEvent.created_at,
+        )
+        .where(OrderEvent.order == order_id)
+        .order_by(OrderEvent.id)
+        .dicts()
+    )
+    order = _order_row(row)
+    order["updated_at"] = as_utc(row["updated_at"])
+    order["customer"] = {
+        "id": row["customer_id"],
+        "name": row["name"],
+        "email": row["email"],
+        "is_active": bool(row["is_active"]),
+        "created_at": as_utc(row["customer_created_at"]),
+    }
+    order["items"] = [
+        {
+            "sku": sku,
+            "quantity": quantity,
+            "unit_price_cents": price,
+            "line_total_cents": quantity * price,
+        }
+        for sku, quantity, price in items
+    ]
+    order["events"] = [{**event, "created_at": as_utc(event["created_at"])} for event in events]
+    return order
