@@ -207,7 +207,10 @@ class PostgresBackend(Backend):
 
         params = dict(self.url.connect_params)
         params.setdefault("connect_timeout", 10)
-        return PostgresqlExtDatabase(self.url.database, prefer_psycopg3=True, **params)
+        db: peewee.Database = PostgresqlExtDatabase(
+            self.url.database, prefer_psycopg3=True, **params
+        )
+        return db
 
     def max_bind_params(self, db: peewee.Database) -> int:
         return self.bind_param_limit

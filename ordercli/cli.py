@@ -77,7 +77,7 @@ SinceOption = Annotated[
     typer.Option(
         parser=_date,
         metavar="DATE",
-        help="Only orders created at or after this ISO date/datetime (UTC unless it has an offset).",
+        help="Only orders created at or after this ISO date/datetime (UTC unless offset given).",
     ),
 ]
 UntilOption = Annotated[

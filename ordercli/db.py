@@ -83,7 +83,7 @@ def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[
                     f"cannot open the {chosen.name} database: {_first_line(exc)}"
                 ) from None
             if migrate:
-                migrations.ensure_current(db, chosen)
+                migrations.migrate(db, chosen)
             yield chosen
     finally:
         _active = None

@@ -91,15 +91,13 @@ def _create_version_table(db: peewee.Database, backend: Backend) -> None:
     )
 
 
-def ensure_current(db: peewee.Database, backend: Backend) -> None:
-    """Apply pending migrations if there are any; cheap when the schema is current."""
-    if backend.read_schema_version(db) != LATEST_VERSION:
-        migrate(db, backend)
-
-
 def migrate(db: peewee.Database, backend: Backend) -> tuple[int, list[str]]:
-    """Apply pending migrations; return the schema version and the names applied."""
+    """Apply pending migrations; return the schema version and the names applied.
+
+    When the schema is current this is one probe of the version table and nothing else."""
     applied_now: list[str] = []
+    if backend.read_schema_version(db) == LATEST_VERSION:
+        return LATEST_VERSION, applied_now
     with backend.migration_lock(db):
         _create_version_table(db, backend)
         cursor = db.execute_sql("SELECT id FROM ordercli_migration")

@@ -7,8 +7,8 @@ the join, the item count and the aggregates are computed by the database.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
 
 import peewee
 from peewee import JOIN, SQL, Case, NodeList, fn
@@ -174,7 +174,7 @@ def summarize_customers(
             "spent_cents": int(row["spent_cents"]),
             "last_order_at": as_utc(row["last_order_at"]),
         }
-        for row in query
+        for row in cast(Iterable[dict[str, Any]], query)
     ]
 
 
@@ -228,7 +228,10 @@ def show_order(order_id: int) -> dict[str, Any]:
             "unit_price_cents": price,
             "line_total_cents": quantity * price,
         }
-        for sku, quantity, price in items
+        for sku, quantity, price in cast(Iterable[tuple[str, int, int]], items)
     ]
-    order["events"] = [{**event, "created_at": as_utc(event["created_at"])} for event in events]
+    order["events"] = [
+        {**event, "created_at": as_utc(event["created_at"])}
+        for event in cast(Iterable[dict[str, Any]], events)
+    ]
     return order

@@ -1,0 +1,118 @@
+"""Helpers shared by the tests: running the CLI, arranging rows, checking invariants."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ordercli.db import connect, database
+from ordercli.models import Customer, Order, OrderItem, utcnow
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def sql(self) -> list[str]:
+        """The statements --echo-sql printed."""
+        return [line[5:] for line in self.stderr.splitlines() if line.startswith("SQL: ")]
+
+    @property
+    def selects(self) -> list[str]:
+        return [s for s in self.sql if s.lstrip().upper().startswith("SELECT")]
+
+
+def run_script(
+    args: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script as a user would."""
+    script = Path(sys.executable).with_name("ordercli")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "ordercli"]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERCLI_")}
+    full_env.update({"ORDERCLI_ACTOR": "pytest", **(env or {})})
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=180,
+        check=False,
+    )
+
+
+def describe(result: Run | subprocess.CompletedProcess[str]) -> str:
+    """What to show when an exit-code assertion fails."""
+    return f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+@contextlib.contextmanager
+def opened(url: str) -> Iterator[None]:
+    """Open the database in-process to arrange or inspect rows through the models."""
+    with connect(url):
+        yield
+
+
+def add_customer(email: str, name: str = "Test Customer", is_active: bool = True) -> int:
+    return int(Customer.insert(name=name, email=email, is_active=is_active).execute())
+
+
+def add_order(
+    customer_id: int,
+    status: str = "paid",
+    items: Sequence[tuple[str, int, int]] = (("SKU-1", 1, 1000),),
+    created_at: datetime.datetime | None = None,
+    is_archived: bool = False,
+) -> int:
+    """An order with its items and the matching total."""
+    when = created_at or utcnow()
+    with database.atomic():
+        order_id = int(
+            Order.insert(
+                customer=customer_id,
+                status=status,
+                total_cents=sum(q * p for _, q, p in items),
+                is_archived=is_archived,
+                created_at=when,
+                updated_at=when,
+            ).execute()
+        )
+        OrderItem.insert_many(
+            [(order_id, sku, q, p) for sku, q, p in items],
+            fields=[OrderItem.order, OrderItem.sku, OrderItem.quantity, OrderItem.unit_price_cents],
+        ).execute()
+    return order_id
+
+
+def invariant_violations() -> dict[str, int]:
+    """Counts of rows breaking the contract's invariants (all must be 0)."""
+    checks = {
+        "orders_without_items": (
+            "SELECT COUNT(*) FROM orders o WHERE NOT EXISTS "
+            "(SELECT 1 FROM order_item i WHERE i.order_id = o.id)"
+        ),
+        "wrong_totals": (
+            "SELECT COUNT(*) FROM orders o WHERE o.total_cents <> COALESCE("
+            "(SELECT SUM(i.quantity * i.unit_price_cents) FROM order_item i "
+            "WHERE i.order_id = o.id), 0)"
+        ),
+        "orphan_items": (
+            "SELECT COUNT(*) FROM order_item i WHERE NOT EXISTS "
+            "(SELECT 1 FROM orders o WHERE o.id = i.order_id)"
+        ),
+    }
+    return {name: int(database.execute_sql(sql).fetchone()[0]) for name, sql in checks.items()}
+
+
+def scalar(sql: str, params: Sequence[Any] = ()) -> Any:
+    return database.execute_sql(sql, params).fetchone()[0]
