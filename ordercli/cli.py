@@ -169,11 +169,15 @@ def seed(
         "seconds": round(result.seconds, 3),
         "rows_per_second": round(result.rows_per_second),
     }
-    stderr_console().print(
+    added = (
         f"Added {result.customers:,} customers, {result.orders:,} orders and "
         f"{result.items:,} items in {result.seconds:.2f} s "
         f"({result.rows_per_second:,.0f} rows/s)."
     )
+    if fmt is OutputFormat.table:
+        print(added)  # the human result; there is no table to draw for one row
+        return
+    print(added, file=sys.stderr)
     if fmt is OutputFormat.json:
         print(json.dumps(record))  # one object, not an array: seed reports one result
     else:

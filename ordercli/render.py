@@ -18,6 +18,20 @@ from rich.console import Console
 from rich.table import Table
 
 MONEY_SUFFIX = "_cents"
+NUMERIC_FIELDS = frozenset(
+    {
+        "id",
+        "customer_id",
+        "orders",
+        "paid_orders",
+        "item_count",
+        "quantity",
+        "total_cents",
+        "spent_cents",
+        "unit_price_cents",
+        "line_total_cents",
+    }
+)
 # Wide enough that a piped table is never wrapped or cut.
 PIPE_WIDTH = 100_000
 
@@ -99,8 +113,9 @@ def build_table(
 ) -> Table:
     table = Table(title=title, title_justify="left")
     for field in fields:
-        numeric = field.endswith(MONEY_SUFFIX) or field in ("id", "orders", "item_count")
-        table.add_column(field, justify="right" if numeric else "left", overflow="fold")
+        # Money is shown in units (12.34), so the header drops the _cents suffix.
+        header = field.removesuffix(MONEY_SUFFIX)
+        table.add_column(header, justify="right" if field in NUMERIC_FIELDS else "left")
     for record in records:
         table.add_row(*(table_value(field, record[field]) for field in fields))
     return table
