@@ -33,9 +33,13 @@ class DatabaseUrl:
         try:
             parts = urlsplit(url)
             port = parts.port
-        except ValueError as exc:
-            # The message names the bad part (e.g. the port), never the password.
-            raise ConfigError(f"invalid database URL: {exc}") from None
+        except ValueError:
+            # Python's message quotes the text it took for a port, which may be part of
+            # the password (an unencoded "#", "?" or "/" ends the password early).
+            raise ConfigError(
+                "invalid database URL: the port is not a number from 0 to 65535 "
+                "(percent-encode special characters in the password, e.g. # as %23)"
+            ) from None
         scheme = parts.scheme.lower()
         if scheme not in SCHEMES:
             known = ", ".join(f"{name}://" for name in SCHEMES)
@@ -54,6 +58,11 @@ class DatabaseUrl:
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
             params[key] = _query_value(value)
         if scheme == "sqlite":
+            if params:
+                raise ConfigError(
+                    "SQLite URLs take no options or query parameters: "
+                    "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+                )
             if parts.netloc:
                 raise ConfigError(
                     "SQLite URLs have no host: use sqlite:///relative/path.db "
