@@ -151,6 +151,7 @@ class SqliteBackend(Backend):
         "bool_check": "CHECK ({col} IN (0, 1))",
     }
     busy_timeout_ms = 30_000
+    default_max_variables = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 
     def create_database(self) -> peewee.Database:
         return peewee.SqliteDatabase(
@@ -160,6 +161,7 @@ class SqliteBackend(Backend):
                 "journal_mode": "wal",
                 "synchronous": "normal",
                 "busy_timeout": self.busy_timeout_ms,
+                "cache_size": -65536,
             },
             timeout=self.busy_timeout_ms / 1000,
             returning_clause=True,
@@ -167,8 +169,12 @@ class SqliteBackend(Backend):
         )
 
     def max_bind_params(self, db: peewee.Database) -> int:
+        # The connection's limit, but no more than SQLite's default (32,766): Debian
+        # builds allow 250,000, and statements that wide are slower to compile and to
+        # parse (100k-order seed: 3.6 s at 62,500 rows per statement, 2.9 s at 8,000).
         conn = db.connection()
-        return int(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        limit = int(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return min(limit, self.default_max_variables)
 
     def write_transaction(self, db: peewee.Database) -> Any:
         # A DEFERRED transaction that upgrades to a write fails with SQLITE_BUSY at

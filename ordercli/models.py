@@ -1,7 +1,7 @@
 """Peewee models for querying the tables; the tables themselves are made by migrations.py.
 
-Python-side defaults here only mirror the database defaults, which are what other
-writers (the shop's application) rely on.
+No Python-side defaults: a column left out of an INSERT gets the database's DEFAULT,
+the same one the shop's application relies on.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class Customer(BaseModel):
     id = peewee.BigAutoField()
     name = peewee.CharField(max_length=120)
     email = peewee.CharField(max_length=254, unique=True)
-    is_active = peewee.BooleanField(default=True)
-    created_at = peewee.DateTimeField(default=utcnow)
+    is_active = peewee.BooleanField()
+    created_at = peewee.DateTimeField()
 
     class Meta:
         table_name = "customer"
@@ -50,11 +50,11 @@ class Customer(BaseModel):
 class Order(BaseModel):
     id = peewee.BigAutoField()
     customer = peewee.ForeignKeyField(Customer, column_name="customer_id", on_delete="RESTRICT")
-    status = peewee.CharField(max_length=20, default=Status.DRAFT.value)
-    total_cents = peewee.IntegerField(default=0)
-    is_archived = peewee.BooleanField(default=False)
-    created_at = peewee.DateTimeField(default=utcnow)
-    updated_at = peewee.DateTimeField(default=utcnow)
+    status = peewee.CharField(max_length=20)
+    total_cents = peewee.IntegerField()
+    is_archived = peewee.BooleanField()
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
 
     class Meta:
         table_name = "orders"
@@ -78,7 +78,7 @@ class OrderEvent(BaseModel):
     to_status = peewee.CharField(max_length=20)
     reason = peewee.TextField(null=True)
     actor = peewee.TextField(null=True)
-    created_at = peewee.DateTimeField(default=utcnow)
+    created_at = peewee.DateTimeField()
 
     class Meta:
         table_name = "order_event"

@@ -12,17 +12,26 @@ import math
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import peewee
 from peewee import chunked
 
+from ordercli.bulk import BulkInsert, largest_power_of_two
 from ordercli.db import backend, database, write_transaction
 from ordercli.models import Customer, Order, OrderItem, Status, utcnow
 
 SKUS = tuple(f"SKU-{n}" for n in range(1, 201))
 UNIT_PRICES_CENTS = (199, 499, 999, 1499, 2499)
 MAX_ITEMS_PER_ORDER = 5
+QUANTITIES = range(1, 6)
+# Every (sku, quantity, unit price) an item can have: one draw picks all three, uniformly
+# and independently, instead of three draws per item.
+ORDER_LINES = tuple(
+    (sku, quantity, price) for sku in SKUS for quantity in QUANTITIES for price in UNIT_PRICES_CENTS
+)
 SEED_WINDOW = datetime.timedelta(days=365)
 FIRST_NAMES = (
     "Ada", "Alan", "Amara", "Bea", "Carlos", "Chen", "Dana", "Elif", "Farah", "Grace",
@@ -35,9 +44,20 @@ LAST_NAMES = (
     "Rossi", "Silva", "Tanaka", "Usman", "Varga", "Weber", "Xu", "Yilmaz", "Zhang",
 )  # fmt: skip
 
-ORDER_FIELDS = [Order.customer, Order.status, Order.total_cents, Order.created_at, Order.updated_at]
-ITEM_FIELDS = [OrderItem.order, OrderItem.sku, OrderItem.quantity, OrderItem.unit_price_cents]
-CUSTOMER_FIELDS = [Customer.name, Customer.email, Customer.created_at]
+ORDER_FIELDS: list[peewee.Field] = [
+    Order.customer,
+    Order.status,
+    Order.total_cents,
+    Order.created_at,
+    Order.updated_at,
+]
+ITEM_FIELDS: list[peewee.Field] = [
+    OrderItem.order,
+    OrderItem.sku,
+    OrderItem.quantity,
+    OrderItem.unit_price_cents,
+]
+CUSTOMER_FIELDS: list[peewee.Field] = [Customer.name, Customer.email, Customer.created_at]
 EMAIL_RETRIES = 5
 
 Progress = Callable[[int], None]
@@ -56,74 +76,65 @@ class SeedResult:
         return rows / self.seconds if self.seconds > 0 else 0.0
 
 
-@dataclass(frozen=True)
-class _NewOrder:
-    customer_id: int
-    status: str
-    created_at: datetime.datetime
-    items: list[tuple[str, int, int]]  # sku, quantity, unit price
-
-    @property
-    def total_cents(self) -> int:
-        return sum(quantity * price for _, quantity, price in self.items)
-
-
-def _status(rng: random.Random) -> str:
-    draw = rng.random()
-    if draw < 0.55:
-        return Status.PAID.value
-    if draw < 0.90:
-        return Status.DRAFT.value
-    return Status.SHIPPED.value
-
-
 def _generate_orders(
-    rng: random.Random, customer_ids: list[int], count: int, now: datetime.datetime
-) -> Iterator[_NewOrder]:
-    window_seconds = SEED_WINDOW.total_seconds()
-    for _ in range(count):
-        yield _NewOrder(
-            customer_id=rng.choice(customer_ids),
-            status=_status(rng),
-            created_at=now - datetime.timedelta(seconds=rng.random() * window_seconds),
-            items=[
-                (rng.choice(SKUS), rng.randint(1, 5), rng.choice(UNIT_PRICES_CENTS))
-                for _ in range(rng.randint(1, MAX_ITEMS_PER_ORDER))
-            ],
-        )
+    rng: random.Random, customer_ids: Sequence[int], count: int, now: datetime.datetime
+) -> Iterator[tuple[tuple[Any, ...], list[tuple[str, int, int]]]]:
+    """(order row, its items) pairs, drawn lazily from `rng`.
+
+    Like a real shop's, later orders have later `created_at`: each order falls at a
+    random point of its own 1/count slice of the last 365 days, so the times grow with
+    the ids (and the created_at index is appended to, not scattered into).
+
+    Written for speed (it runs once per order): draws are `random()` scaled by hand
+    rather than `choice`/`randint`, which cost several Python calls each."""
+    rand = rng.random
+    n_customers = len(customer_ids)
+    n_lines = len(ORDER_LINES)
+    slice_seconds = SEED_WINDOW.total_seconds() / count
+    oldest = now - SEED_WINDOW
+    paid, draft, shipped = Status.PAID.value, Status.DRAFT.value, Status.SHIPPED.value
+    timedelta = datetime.timedelta
+    for n in range(count):
+        items = [
+            ORDER_LINES[int(rand() * n_lines)] for _ in range(1 + int(rand() * MAX_ITEMS_PER_ORDER))
+        ]
+        draw = rand()
+        status = paid if draw < 0.55 else draft if draw < 0.90 else shipped
+        created_at = oldest + timedelta(seconds=(n + rand()) * slice_seconds)
+        total = sum(quantity * price for _, quantity, price in items)
+        customer_id = customer_ids[int(rand() * n_customers)]
+        yield (customer_id, status, total, created_at, created_at), items
 
 
 def _insert_customers(rng: random.Random, count: int, created_at: datetime.datetime) -> list[int]:
     """Insert `count` customers; emails that already exist are drawn again, never fatal."""
     run_tag = f"{rng.getrandbits(32):08x}"
     names = [f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}" for _ in range(count)]
-    pending = {f"user{n + 1}.{run_tag}@example.com": names[n] for n in range(count)}
+    pending = [(names[n], f"user{n + 1}.{run_tag}@example.com", created_at) for n in range(count)]
+    insert = BulkInsert(
+        Customer, CUSTOMER_FIELDS, returning=[Customer.id, Customer.email], ignore_conflicts=True
+    )
     ids: list[int] = []
-    batch_size = backend().max_bind_params(database.obj) // len(CUSTOMER_FIELDS)
     for _attempt in range(EMAIL_RETRIES):
-        rejected: dict[str, str] = {}
-        for batch in chunked(list(pending.items()), batch_size):
+        rejected: list[tuple[str, str, datetime.datetime]] = []
+        for batch in chunked(pending, insert.rows_per_statement):
             with write_transaction():
-                inserted = (
-                    Customer.insert_many(
-                        [(name, email, created_at) for email, name in batch], fields=CUSTOMER_FIELDS
-                    )
-                    .on_conflict_ignore()
-                    .returning(Customer.id, Customer.email)
-                    .tuples()
-                    .execute()
-                )
-                got = {email: customer_id for customer_id, email in inserted}
+                got = {email: customer_id for customer_id, email in insert.execute(batch)}
             ids.extend(got.values())
-            rejected.update((email, name) for email, name in batch if email not in got)
+            rejected.extend(row for row in batch if row[1] not in got)
         if not rejected:
             return ids
         # Taken by an earlier or concurrent seed with the same --seed: draw new tags.
-        pending = {
-            f"{email.split('@')[0]}.{secrets.token_hex(3)}@example.com": name
-            for email, name in rejected.items()
-        }
+        pending = [
+            (name, f"{email.split('@')[0]}.{secrets.token_hex(3)}@example.com", when)
+            for name, email, when in rejected
+        ]
     raise RuntimeError(f"could not find free emails for {len(pending)} customers")
+
+
+def orders_per_transaction() -> int:
+    budget = backend().max_bind_params(database.obj)
+    return largest_power_of_two(budget // (MAX_ITEMS_PER_ORDER * len(ITEM_FIELDS)))
 
 
 def seed(
@@ -141,29 +152,27 @@ def seed(
     customer_ids = _insert_customers(rng, customer_count, now - SEED_WINDOW)
     customer_ids.sort()
 
-    # The items statement is the widest: size batches so it fits the bind budget.
-    budget = backend().max_bind_params(database.obj)
-    orders_per_batch = max(1, budget // (MAX_ITEMS_PER_ORDER * len(ITEM_FIELDS)))
+    insert_orders = BulkInsert(Order, ORDER_FIELDS, returning=[Order.id])
+    insert_items = BulkInsert(OrderItem, ITEM_FIELDS)
+    # A transaction holds as many orders as one statement's worth of parameters can
+    # carry items for, rounded down to a power of two so the orders go out as one
+    # statement of a shape compiled once.
+    orders_per_batch = orders_per_transaction()
     orders_done = items_done = 0
     for batch in chunked(_generate_orders(rng, customer_ids, count, now), orders_per_batch):
         with write_transaction():
-            rows = [
-                (o.customer_id, o.status, o.total_cents, o.created_at, o.created_at) for o in batch
-            ]
-            returned = (
-                Order.insert_many(rows, fields=ORDER_FIELDS).returning(Order.id).tuples().execute()
-            )
-            # One INSERT allocates ids in VALUES order on every backend, so the sorted
-            # ids line up with the batch even when other writers interleave.
-            order_ids = sorted(row[0] for row in returned)
-            if len(order_ids) != len(batch):
-                raise RuntimeError(f"inserted {len(order_ids)} of {len(batch)} orders")
+            returned = insert_orders.execute([order for order, _ in batch])
+            if len(returned) != len(batch):
+                raise RuntimeError(f"inserted {len(returned)} of {len(batch)} orders")
+            # One INSERT allocates ids in VALUES order on every backend, and a later
+            # statement gets later ids, so the sorted ids line up with the batch even
+            # when other writers interleave.
             items = [
                 (order_id, sku, quantity, price)
-                for order_id, order in zip(order_ids, batch, strict=True)
-                for sku, quantity, price in order.items
+                for (order_id,), (_, order_items) in zip(returned, batch, strict=True)
+                for sku, quantity, price in order_items
             ]
-            OrderItem.insert_many(items, fields=ITEM_FIELDS).as_rowcount().execute()
+            insert_items.execute(items)
         orders_done += len(batch)
         items_done += len(items)
         if progress is not None:
