@@ -113,6 +113,21 @@ def list_orders(
     include_archived: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Orders newest first, filtered; `limit=0` streams them all."""
+    query = list_query(statuses, email, customer_id, since, until, limit, include_archived)
+    for row in backend().iterate(database.obj, query, stream=not limit):
+        yield _order_row(row)
+
+
+def list_query(
+    statuses: Sequence[Status] = (),
+    email: str | None = None,
+    customer_id: int | None = None,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+    limit: int = 50,
+    include_archived: bool = False,
+) -> peewee.Select:
+    """The one SELECT behind `list` (the benchmark runs its SQL through the raw driver)."""
     query = _orders_query().order_by(Order.id.desc())
     if statuses:
         query = query.where(Order.status.in_([s.value for s in statuses]))
@@ -126,8 +141,7 @@ def list_orders(
         query = query.where(Order.is_archived == False)  # noqa: E712 (SQL, not Python)
     if limit:
         query = query.limit(limit)
-    for row in backend().iterate(database.obj, query, stream=not limit):
-        yield _order_row(row)
+    return query
 
 
 def summarize_customers(
@@ -136,6 +150,27 @@ def summarize_customers(
     until: datetime.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Top active customers by money spent, in one SELECT with one GROUP BY."""
+    query = summary_query(limit, since, until)
+    return [
+        {
+            "customer_id": row["customer_id"],
+            "email": row["email"],
+            "name": row["name"],
+            "orders": int(row["orders"]),
+            "paid_orders": int(row["paid_orders"]),
+            "spent_cents": int(row["spent_cents"]),
+            "last_order_at": as_utc(row["last_order_at"]),
+        }
+        for row in cast(Iterable[dict[str, Any]], query)
+    ]
+
+
+def summary_query(
+    limit: int = 50,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+) -> peewee.Select:
+    """The one SELECT with one GROUP BY behind `summary`."""
     is_spent = Order.status.in_([s.value for s in SPENT])
     joined = [
         Order.customer == Customer.id,
@@ -164,18 +199,7 @@ def summarize_customers(
     )
     if limit:
         query = query.limit(limit)
-    return [
-        {
-            "customer_id": row["customer_id"],
-            "email": row["email"],
-            "name": row["name"],
-            "orders": int(row["orders"]),
-            "paid_orders": int(row["paid_orders"]),
-            "spent_cents": int(row["spent_cents"]),
-            "last_order_at": as_utc(row["last_order_at"]),
-        }
-        for row in cast(Iterable[dict[str, Any]], query)
-    ]
+    return query
 
 
 def show_order(order_id: int) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def test_seed_inserts_in_batches_sized_by_the_bind_limit(db_url, cli):
     with opened(db_url):
         per_batch = orders_per_transaction()
         budget = backend().max_bind_params(database.obj)
-    assert per_batch * MAX_ITEMS_PER_ORDER * 4 <= budget < per_batch * 2 * MAX_ITEMS_PER_ORDER * 4
+    assert per_batch * 5 <= budget < per_batch * 2 * 5, "widest power of two that fits"
     count = per_batch * 2 + 7
     result = cli(db_url, "seed", "--count", str(count), "--format", "json", echo=True)
     assert result.exit_code == 0, describe(result)
@@ -129,9 +129,34 @@ def test_seed_inserts_in_batches_sized_by_the_bind_limit(db_url, cli):
     into = [re.search(r'INTO "?(\w+)', s).group(1) for s in inserts]
     # Two full batches of one statement each, then 7 = 4 + 2 + 1 rows: not one per row.
     assert into.count("orders") == 2 + 3
-    assert 3 <= into.count("order_item") <= 3 * 16
+    assert 3 <= into.count("order_item") <= 3 * 20
     assert len(inserts) < count / 50
     with opened(db_url):
         assert Order.select().count() == count
         assert OrderItem.select().count() == json.loads(result.stdout)["items"]
         assert invariant_violations() == dict.fromkeys(invariant_violations(), 0)
+
+
+def test_bulk_insert_statements_are_exactly_what_insert_many_writes(db_url):
+    from ordercli.bulk import BulkInsert
+
+    with opened(db_url):
+        insert = BulkInsert(Order, [Order.customer, Order.status], returning=[Order.id])
+        for rows in (1, 2, 3, 7, 64):
+            query = Order.insert_many(
+                [(None, None)] * rows, fields=[Order.customer, Order.status]
+            ).returning(Order.id)
+            expected, _ = database.obj.get_sql_context().sql(query).query()
+            assert insert.sql(rows) == expected
+
+
+def test_bulk_insert_splits_rows_into_power_of_two_statements(db_url):
+    from ordercli.bulk import BulkInsert
+
+    with opened(db_url):
+        insert = BulkInsert(OrderItem, [OrderItem.order, OrderItem.sku])
+        width = insert.rows_per_statement
+        assert width & (width - 1) == 0 and width * 2 <= backend().max_bind_params(database.obj)
+        sizes = list(insert.statement_sizes(width * 2 + 13))
+        assert sizes == [width, width, 8, 4, 1]
+        assert list(insert.statement_sizes(0)) == []
