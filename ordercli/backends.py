@@ -144,6 +144,12 @@ class Backend:
         """Run a statement that will be sent many times with different parameters."""
         return db.execute_sql(sql, params)
 
+    def email_candidates(self, needle: str) -> peewee.Node | None:
+        """A subquery of customer ids that may contain `needle`, if an index can say.
+
+        The exact LIKE is applied on top, so this may over-match but never miss."""
+        return None
+
 
 class SqliteBackend(Backend):
     name = "sqlite"
@@ -195,6 +201,22 @@ class SqliteBackend(Backend):
     def migration_lock(self, db: peewee.Database) -> Iterator[None]:
         with db.atomic("IMMEDIATE"):
             yield
+
+    def email_candidates(self, needle: str) -> peewee.Node | None:
+        # The FTS5 trigram table (migration 2) answers a quoted phrase of 3+ characters
+        # from its index; shorter needles have no trigram to look up.
+        if len(needle) < 3:
+            return None
+        phrase = '"' + needle.replace('"', '""') + '"'
+        return peewee.NodeList(
+            (
+                peewee.SQL(
+                    "SELECT rowid FROM customer_email_fts WHERE customer_email_fts MATCH ?",
+                    [phrase],
+                ),
+            ),
+            parens=True,
+        )
 
     def read_schema_version(self, db: peewee.Database) -> int | None:
         cursor = db.connection().cursor()

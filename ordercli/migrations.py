@@ -77,7 +77,50 @@ def _initial_schema(backend: Backend) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial_schema", _initial_schema),)
+def _search_and_summary_indexes(backend: Backend) -> list[str]:
+    """Indexes that keep `summary` and `list --email` fast at millions of orders.
+
+    - summary reads, per customer, only is_archived/status/total_cents/created_at: a
+      covering index lets it scan the index and never the table (1M orders on SQLite:
+      2.3 s -> 0.4 s). It also serves every lookup the old (customer_id, created_at)
+      index served, so that one goes.
+    - `--email` is a substring search: a trigram index (pg_trgm GIN on PostgreSQL, an
+      FTS5 trigram table kept in sync by triggers on SQLite) finds the few matching
+      customers without reading them all (rare needle, 1M orders on SQLite: 106 ms -> 1 ms).
+    """
+    statements = [
+        "CREATE INDEX orders_customer_summary_idx "
+        "ON orders (customer_id, is_archived, status, total_cents, created_at)",
+        "DROP INDEX orders_customer_id_idx",
+    ]
+    if backend.name == "postgresql":
+        statements += [
+            "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+            "CREATE INDEX customer_email_trgm_idx "
+            "ON customer USING gin (lower(email) gin_trgm_ops)",
+        ]
+    elif backend.name == "sqlite":
+        statements += [
+            "CREATE VIRTUAL TABLE customer_email_fts USING fts5("
+            "email, content='customer', content_rowid='id', tokenize='trigram')",
+            "CREATE TRIGGER customer_email_fts_insert AFTER INSERT ON customer BEGIN "
+            "INSERT INTO customer_email_fts (rowid, email) VALUES (new.id, new.email); END",
+            "CREATE TRIGGER customer_email_fts_delete AFTER DELETE ON customer BEGIN "
+            "INSERT INTO customer_email_fts (customer_email_fts, rowid, email) "
+            "VALUES ('delete', old.id, old.email); END",
+            "CREATE TRIGGER customer_email_fts_update AFTER UPDATE OF email ON customer BEGIN "
+            "INSERT INTO customer_email_fts (customer_email_fts, rowid, email) "
+            "VALUES ('delete', old.id, old.email); "
+            "INSERT INTO customer_email_fts (rowid, email) VALUES (new.id, new.email); END",
+            "INSERT INTO customer_email_fts (customer_email_fts) VALUES ('rebuild')",
+        ]
+    return statements
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial_schema", _initial_schema),
+    Migration(2, "search_and_summary_indexes", _search_and_summary_indexes),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].id
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 import peewee
 import pytest
@@ -133,4 +134,50 @@ def test_deleting_an_order_cascades_to_its_items_only(db_url):
         database.execute_sql(f"DELETE FROM orders WHERE id = {doomed}")
         assert scalar("SELECT COUNT(*) FROM order_item") == 1
         assert scalar(f"SELECT COUNT(*) FROM order_item WHERE order_id = {kept}") == 1
+        assert scalar("SELECT COUNT(*) FROM customer") == 1
+
+
+def test_upgrade_from_schema_version_1_keeps_data_and_indexes_it(db_url, cli, monkeypatch):
+    """A database made by 0.1.0's first migration only is upgraded in place."""
+    import ordercli.migrations as migrations
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    monkeypatch.setattr(migrations, "LATEST_VERSION", 1)
+    with opened(db_url):
+        customer = add_customer("Early.Bird@example.com")
+        order = add_order(customer, "paid")
+        assert scalar("SELECT MAX(id) FROM ordercli_migration") == 1
+    monkeypatch.undo()
+
+    result = cli(db_url, "migrate")
+    assert result.exit_code == 0, describe(result)
+    assert result.stdout.strip() == f"Schema version {LATEST_VERSION}"
+    assert "Applied 0002_search_and_summary_indexes" in result.stderr
+    found = cli(db_url, "list", "--email", "early.bird", "--format", "json")
+    assert [row["id"] for row in json.loads(found.stdout)] == [order]
+    with opened(db_url):
+        indexes = {i.name for i in database.get_indexes("orders")}
+        assert "orders_customer_summary_idx" in indexes
+        assert "orders_customer_id_idx" not in indexes
+
+
+def test_email_index_follows_inserts_updates_and_deletes(db_url, cli):
+    """Other writers change customers; the substring index must follow (SQLite: triggers)."""
+    with opened(db_url):
+        moved = add_customer("before.move@example.com")
+        order = add_order(moved)
+        gone = add_customer("to.be.deleted@example.com")
+        database.execute_sql(
+            f"UPDATE customer SET email = 'after.move@example.com' WHERE id = {moved}"
+        )
+        database.execute_sql(f"DELETE FROM customer WHERE id = {gone}")
+
+    def ids(needle: str) -> list[int]:
+        result = cli(db_url, "list", "--email", needle, "--format", "json")
+        assert result.exit_code == 0, describe(result)
+        return [row["id"] for row in json.loads(result.stdout)]
+
+    assert ids("after.move") == [order]
+    assert ids("before.move") == []
+    with opened(db_url):
         assert scalar("SELECT COUNT(*) FROM customer") == 1
