@@ -17,9 +17,8 @@ from typing import Annotated
 import typer
 
 from ordercli import __version__
-from ordercli.db import DEFAULT_URL, connect
+from ordercli.domain import DEFAULT_URL, Status
 from ordercli.errors import OrderCliError
-from ordercli.models import Status
 from ordercli.render import OutputFormat, render_order_detail, render_records, stderr_console
 from ordercli.timeutil import parse_utc
 
@@ -45,6 +44,8 @@ class Settings:
 @contextlib.contextmanager
 def database(ctx: typer.Context, migrate: bool = True) -> Iterator[None]:
     """Open the command's database; expected failures end as one `Error:` line, exit 1."""
+    from ordercli.db import connect  # Peewee (and the drivers) only when a command runs
+
     settings: Settings = ctx.ensure_object(Settings)
     try:
         with connect(settings.url, echo_sql=settings.echo_sql, migrate=migrate):

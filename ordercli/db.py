@@ -14,8 +14,6 @@ import peewee
 from ordercli.backends import Backend, backend_for
 from ordercli.errors import DatabaseFailure, DatabaseUnavailable, OrderCliError
 
-DEFAULT_URL = "sqlite:///orders.db"
-
 database = peewee.DatabaseProxy()
 
 _active: Backend | None = None

@@ -7,22 +7,22 @@ the same one the shop's application relies on.
 from __future__ import annotations
 
 import datetime
-import enum
 
 import peewee
 
 from ordercli.db import database
+from ordercli.domain import CANCELLABLE, SPENT, Status
 
-
-class Status(enum.StrEnum):
-    DRAFT = "draft"
-    PAID = "paid"
-    SHIPPED = "shipped"
-    CANCELLED = "cancelled"
-
-
-CANCELLABLE = (Status.DRAFT, Status.PAID)
-SPENT = (Status.PAID, Status.SHIPPED)  # a shipped order has been paid
+__all__ = [
+    "CANCELLABLE",
+    "SPENT",
+    "Customer",
+    "Order",
+    "OrderEvent",
+    "OrderItem",
+    "Status",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime.datetime:
