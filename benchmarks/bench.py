@@ -1,7 +1,7 @@
 """Benchmark ordercli against the raw database drivers, on SQLite and PostgreSQL.
 
     python benchmarks/bench.py [--quick] [--backends sqlite,postgresql]
-        [--sizes 10000,100000,1000000] [--reps 5] [--keep]
+        [--sizes 10000,100000,1000000] [--reps 5] [--sections 1,2,3,4,5,6,7] [--keep]
         [--pg-url postgresql://root@127.0.0.1/postgres] [--workdir /tmp/ordercli-bench]
 
 Progress goes to stderr; one Markdown report goes to stdout at the end. Every timing is
@@ -9,9 +9,11 @@ the median of `--reps` repetitions after one warm-up run, and the runs that a ta
 compares (ordercli and its raw-driver baseline) are interleaved, so drift on a noisy
 machine hits both sides alike: only ratios from the same run mean anything.
 
-Sections: 1 seed throughput, 2 seed of the big sizes (wall time, peak RSS), 3 summary,
+Sections: 1 seed throughput, 2 seed of the large sizes (wall time, peak RSS), 3 summary,
 4 list, 5 summary against a naive N+1 implementation, 6 CSV export, 7 start-up time.
-See benchmarks/README.md.
+It uses only ordercli's public entry points (db.connect, seeding.seed, the queries'
+Select builders) so that it keeps working while ordercli's internals change. See
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain
@@ -51,6 +54,10 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL_SIZES_MAX = 100_000  # sizes up to this are seeded untimed; larger ones in section 2
 SEED_SECTION_MAX = 100_000
 QUICK_SIZES = (10_000, 100_000)
+ALL_SECTIONS = (1, 2, 3, 4, 5, 6, 7)
+# --quick leaves out 2 (the 1M seed) and 5 (the naive N+1 reference: ~25 s of its own, and
+# nothing in it changes when ordercli's queries do; section 3 times ordercli's side).
+QUICK_SECTIONS = (1, 3, 4, 6, 7)
 STARTUP_REPS_MIN = 10
 PG_INSERT_ROWS = 8192  # rows per multi-row INSERT in the PostgreSQL INSERT baseline
 PG_ITERSIZE = 2000  # rows per fetch of the raw server-side cursor (ordercli uses 2000 too)
@@ -119,7 +126,6 @@ class Stats:
     rows: float
     rows_per_second: float
     rss_mb: float
-    runs: int
 
     @classmethod
     def of(cls, samples: Sequence[Measured]) -> Stats:
@@ -128,7 +134,6 @@ class Stats:
             rows=statistics.median(s.rows for s in samples),
             rows_per_second=statistics.median(s.rows / s.seconds for s in samples),
             rss_mb=statistics.median(s.rss_mb for s in samples),
-            runs=len(samples),
         )
 
     @property
@@ -181,11 +186,6 @@ def median_times(trials: Mapping[str, Trial], reps: int, warmup: bool = True) ->
         for label, trial in trials.items():
             samples[label].append(trial(rep))
     return {label: Stats.of(runs) for label, runs in samples.items()}
-
-
-def median_time(fn: Callable[[], object], reps: int) -> Stats:
-    """Median time of `fn` over `reps` runs after one warm-up."""
-    return median_times({"fn": lambda _rep: timed(fn)}, reps)["fn"]
 
 
 # --------------------------------------------------------------------------- formatting
@@ -284,6 +284,9 @@ class Target:
     name: str
     version: str
 
+    def __init__(self) -> None:
+        self.scratch: list[str] = []  # databases made by fresh(), dropped by drop_scratch()
+
     def url(self, db: str) -> str:
         raise NotImplementedError
 
@@ -291,9 +294,22 @@ class Target:
         """A new, empty database (no schema), replacing any previous one; its URL."""
         raise NotImplementedError
 
-    def fresh(self, db: str) -> str:
+    def migrated(self, db: str) -> str:
         """A new database with ordercli's schema and no rows, replacing any previous one."""
         raise NotImplementedError
+
+    def fresh(self) -> str:
+        """A new database with ordercli's schema and no rows, under a name of its own.
+
+        The throw-away databases of a section are dropped together at its end: on
+        PostgreSQL each DROP DATABASE waits for a checkpoint, once is enough."""
+        db = f"bench_scratch_{len(self.scratch) + 1}"
+        self.scratch.append(db)
+        return self.migrated(db)
+
+    def drop_scratch(self) -> None:
+        while self.scratch:
+            self.drop(self.scratch.pop())
 
     def drop(self, db: str) -> None:
         raise NotImplementedError
@@ -319,6 +335,7 @@ class SqliteTarget(Target):
     version = sqlite3.sqlite_version
 
     def __init__(self, workdir: Path) -> None:
+        super().__init__()
         self.workdir = workdir
 
     def path(self, db: str) -> Path:
@@ -335,7 +352,7 @@ class SqliteTarget(Target):
         self.drop(db)
         return self.url(db)
 
-    def fresh(self, db: str) -> str:
+    def migrated(self, db: str) -> str:
         url = self.create_empty(db)
         with connect(url):
             pass
@@ -376,6 +393,7 @@ class PostgresTarget(Target):
     def __init__(self, admin_url: str) -> None:
         import psycopg
 
+        super().__init__()
         self.admin_url = admin_url
         self.admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
         row = self.admin.execute("SHOW server_version").fetchone()
@@ -393,7 +411,7 @@ class PostgresTarget(Target):
         self.admin.execute(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
         return self.url(db)
 
-    def fresh(self, db: str) -> str:
+    def migrated(self, db: str) -> str:
         # A copy of an empty database that ordercli migrated once: the same as migrating
         # each new database, and quicker.
         if not self.has_template:
@@ -624,7 +642,7 @@ def bench_seed(targets: Sequence[Target], sizes: Sequence[int], reps: int, workd
                             ratio(a.rows_per_second / b.rows_per_second),
                         ]
                     )
-            target.drop("bench_seed")
+            target.drop_scratch()
     return table
 
 
@@ -638,20 +656,20 @@ def seed_trials(target: Target, size: int, workdir: Path) -> dict[str, Trial]:
         return generated[rep]
 
     def in_process(rep: int) -> Measured:
-        with connect(target.fresh("bench_seed")):
+        with connect(target.fresh()):
             started = time.perf_counter()
             result = seed(size, seed_value=rep)
             seconds = time.perf_counter() - started
         return Measured(seconds, result.customers + result.orders + result.items)
 
     def command(rep: int) -> Measured:
-        run, rows = seed_command(target.fresh("bench_seed"), size, rep, workdir / "seed.json")
+        run, rows = seed_command(target.fresh(), size, rep, workdir / "seed.json")
         return replace(run, rows=rows)
 
     def raw(load: Loader) -> Trial:
         def trial(rep: int) -> Measured:
             rows = rows_for(rep)
-            return Measured(load(target.fresh("bench_seed"), rows), rows.count)
+            return Measured(load(target.fresh(), rows), rows.count)
 
         return trial
 
@@ -663,33 +681,33 @@ def seed_trials(target: Target, size: int, workdir: Path) -> dict[str, Trial]:
     return trials
 
 
-# --------------------------------------------------------------------------- 2. big seeds
+# --------------------------------------------------------------------------- 2. large seeds
 
 
-def bench_big_seeds(targets: Sequence[Target], sizes: Sequence[int], workdir: Path) -> Table:
+def large_seed_table(runs: Sequence[tuple[Target, int, Measured | str]]) -> Table:
     table = Table(
         "2. seed of the large datasets: the whole command, one run each",
         ["backend", "orders", "rows", "wall s", "rows/s", "peak RSS MB"],
     )
     table.notes.append(
-        "`ordercli --db URL seed --count N --seed 1 --format json` on an empty database, run "
-        "once from a small wrapper process so that RUSAGE_CHILDREN's maxrss is this child's "
-        "alone. These databases are the datasets of the read sections below."
+        "`ordercli --db URL seed --count N --seed 1 --format json` into an empty database, "
+        "run once from a small wrapper process, so that RUSAGE_CHILDREN's maxrss is this "
+        "child's alone. These databases are the large datasets of the sections below."
     )
-    for target in targets:
-        for size in sizes:
-            log(f"2. seed {size:,} orders into {target.name} (one run)")
-            run = build_dataset(target, size, workdir)
-            table.rows.append(
-                [
-                    target.name,
-                    num(size),
-                    num(run.rows),
-                    f"{run.seconds:.1f}",
-                    num(run.rows / run.seconds),
-                    f"{run.rss_mb:.0f}",
-                ]
-            )
+    for target, size, run in runs:
+        if isinstance(run, str):
+            table.notes.append(f"**{target.name} {size:,} failed**: {run}")
+            continue
+        table.rows.append(
+            [
+                target.name,
+                num(size),
+                num(run.rows),
+                f"{run.seconds:.1f}",
+                num(run.rows / run.seconds),
+                f"{run.rss_mb:.0f}",
+            ]
+        )
     return table
 
 
@@ -805,8 +823,9 @@ def bench_list(datasets: Sequence[Dataset], reps: int) -> Table:
     table.notes.append(
         "`list(list_orders(statuses=[Status.PAID], email=needle, limit=50))` against the "
         "identical SQL of `list_query(...)` through the raw driver (execute + fetchall). The "
-        "common needle `user1` matches about one customer in nine; the rare one is the local "
-        "part of one customer's email, so ordercli must search all of the orders."
+        "common needle `user1` matches about one customer in nine, so the newest 50 paid "
+        "orders are found early; the rare one (the local part of one customer's email, run "
+        "tag included) matches a single customer and only a handful of orders."
     )
     for ds in datasets:
         with connect(ds.url):
@@ -1078,6 +1097,7 @@ def header(targets: Sequence[Target]) -> str:
         f"peewee {peewee.__version__}",
         f"psycopg {psycopg_version}",
         f"ordercli {ordercli_revision()}",
+        "load average {:.1f} {:.1f} {:.1f} at start".format(*os.getloadavg()),
         f"command `{shlex.join(getattr(sys, 'orig_argv', sys.argv))}`",
     ]
     return "# ordercli benchmark\n\n" + " · ".join(facts)
@@ -1089,6 +1109,7 @@ def run_section(name: str, build: Callable[[], Table]) -> Table:
         return build()
     except Exception as exc:  # a broken section must not cost the whole run
         log(f"{name} failed: {type(exc).__name__}: {exc}")
+        traceback.print_exc()
         table = Table(name, [])
         table.notes.append(f"**Failed**: {type(exc).__name__}: {exc}")
         return table
@@ -1103,7 +1124,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog="Progress goes to stderr, the Markdown report to stdout.",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="sizes 10k and 100k only, seed timed at 10k only"
+        "--quick",
+        action="store_true",
+        help="sizes 10k and 100k only; seed timed at 10k only; sections 1,3,4,6,7 "
+        "unless --sections says otherwise (under 2 minutes)",
+    )
+    parser.add_argument(
+        "--sections",
+        type=csv_list(int),
+        help="which sections to run, e.g. 3,4 (default: all; with --quick: 1,3,4,6,7)",
     )
     parser.add_argument("--backends", default="sqlite,postgresql", type=csv_list(str))
     parser.add_argument("--sizes", default="10000,100000,1000000", type=csv_list(int))
@@ -1124,6 +1153,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.sizes = sorted(set(args.sizes))
     if args.quick:
         args.sizes = [size for size in args.sizes if size <= SMALL_SIZES_MAX] or list(QUICK_SIZES)
+    if args.sections is None:
+        args.sections = QUICK_SECTIONS if args.quick else ALL_SECTIONS
+    if not set(args.sections) <= set(ALL_SECTIONS):
+        parser.error(f"sections are numbered {ALL_SECTIONS[0]} to {ALL_SECTIONS[-1]}")
+    args.sections = frozenset(args.sections)
     return args
 
 
@@ -1138,47 +1172,66 @@ def run(args: argparse.Namespace, targets: Sequence[Target]) -> list[Table]:
     workdir: Path = args.workdir
     sizes: list[int] = args.sizes
     reps: int = args.reps
+    sections: frozenset[int] = args.sections
+    tables: list[Table] = []
+
     seed_sizes = [size for size in sizes if size <= SEED_SECTION_MAX]
     if args.quick:
         seed_sizes = seed_sizes[:1]
-    big_sizes = [size for size in sizes if size > SMALL_SIZES_MAX]
-    tables: list[Table] = []
-
-    if seed_sizes:
+    if 1 in sections and seed_sizes:
         tables.append(
             run_section("1. seed", lambda: bench_seed(targets, seed_sizes, reps, workdir))
         )
-    if big_sizes:
-        tables.append(
-            run_section("2. seed, large", lambda: bench_big_seeds(targets, big_sizes, workdir))
-        )
+
     datasets: list[Dataset] = []
+    large: list[tuple[Target, int, Measured | str]] = []  # section 2: a run or an error
+    if sections - {1, 2}:  # the read sections need a dataset of every size
+        to_build = sizes
+    elif 2 in sections:  # section 2 alone: only the large seeds
+        to_build = [size for size in sizes if size > SMALL_SIZES_MAX]
+    else:
+        to_build = []
     for target in targets:
-        for size in sizes:
-            if size <= SMALL_SIZES_MAX:
-                log(f"dataset: seeding {size:,} orders into {target.name} (not timed)")
-                build_dataset(target, size, workdir)
-            with contextlib.suppress(Exception):  # a failed large seed leaves no dataset
-                datasets.append(open_dataset(target, size))
+        for size in to_build:
+            is_large = size > SMALL_SIZES_MAX
+            timing = "one timed run, section 2" if is_large else "not timed"
+            log(f"dataset: {target.name}, ordercli seed --count {size:,} --seed 1 ({timing})")
+            try:
+                built = build_dataset(target, size, workdir)
+            except BenchError as exc:
+                log(f"dataset {target.name} {size:,} failed: {exc}")
+                if is_large:
+                    large.append((target, size, str(exc)))
+                continue
+            if is_large:
+                large.append((target, size, built))
+            datasets.append(open_dataset(target, size))
+    if 2 in sections and large:
+        tables.append(large_seed_table(large))
     if not datasets:
-        raise BenchError("no dataset could be built")
+        return tables
 
     smallest = [ds for ds in datasets if ds.size == min(d.size for d in datasets)]
     largest = [ds for ds in datasets if ds.size == max(d.size for d in datasets)]
-    tables.append(run_section("3. summary", lambda: bench_summary(datasets, reps)))
-    tables.append(run_section("4. list", lambda: bench_list(datasets, reps)))
-    tables.append(run_section("5. N+1", lambda: bench_n_plus_one(smallest, reps)))
-    tables.append(run_section("6. export", lambda: bench_export(largest, reps, workdir)))
-    sqlite_small = [ds for ds in smallest if isinstance(ds.target, SqliteTarget)]
-    if sqlite_small:
-        tables.append(run_section("7. start-up", lambda: bench_startup(sqlite_small[0], reps)))
+    sqlite_smallest = [ds for ds in smallest if isinstance(ds.target, SqliteTarget)]
+    if 3 in sections:
+        tables.append(run_section("3. summary", lambda: bench_summary(datasets, reps)))
+    if 4 in sections:
+        tables.append(run_section("4. list", lambda: bench_list(datasets, reps)))
+    if 5 in sections:
+        tables.append(run_section("5. N+1", lambda: bench_n_plus_one(smallest, reps)))
+    if 6 in sections:
+        tables.append(run_section("6. export", lambda: bench_export(largest, reps, workdir)))
+    if 7 in sections and sqlite_smallest:
+        tables.append(run_section("7. start-up", lambda: bench_startup(sqlite_smallest[0], reps)))
     return tables
 
 
 def clean_up(targets: Sequence[Target], sizes: Sequence[int], keep: bool, workdir: Path) -> None:
     for target in targets:
         with contextlib.suppress(Exception):
-            names = ["bench_seed", PostgresTarget.template]
+            target.drop_scratch()
+            names = [PostgresTarget.template]
             if not keep:
                 names += [dataset_db(size) for size in sizes]
             for name in names:
@@ -1202,10 +1255,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         clean_up(targets, args.sizes, args.keep, args.workdir)
     elapsed = time.perf_counter() - _started
+    load = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+    skipped = ", ".join(str(n) for n in ALL_SECTIONS if n not in args.sections)
     notes.append(
-        f"Whole benchmark: {elapsed:.0f} s. Times are medians of {args.reps} runs after a "
-        "warm-up; the runs compared in a row are interleaved. The machine is shared and noisy: "
-        "compare ratios within this report, not absolute numbers across reports."
+        f"Sizes {', '.join(f'{size:,}' for size in args.sizes)} orders"
+        + (f"; sections {skipped} not run" if skipped else "")
+        + (" (`--quick`: seed timed at the smallest size only)" if args.quick else "")
+        + "."
+    )
+    notes.append(
+        f"Whole benchmark: {elapsed:.0f} s (load average at the end: {load}). Times are "
+        f"medians of {args.reps} runs after a warm-up; the runs compared in a row are "
+        "interleaved. The machine is shared and noisy: compare ratios within this report, "
+        "not absolute numbers across reports."
     )
     print(head + "\n\n" + "\n\n".join(notes) + "\n\n" + "\n\n".join(t.markdown() for t in tables))
     log("done")

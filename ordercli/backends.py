@@ -144,6 +144,17 @@ class Backend:
         """Run a statement that will be sent many times with different parameters."""
         return db.execute_sql(sql, params)
 
+    def check_returning(self, db: peewee.Database) -> None:
+        """Refuse early if INSERT ... RETURNING (needed by seed) is missing."""
+
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        """The driver's own exception classes (for what Peewee leaves unwrapped)."""
+        raise NotImplementedError
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether the database asks for the transaction to be run again."""
+        return False
+
     def email_candidates(self, needle: str) -> peewee.Node | None:
         """A subquery of customer ids that may contain `needle`, if an index can say.
 
@@ -162,6 +173,7 @@ class SqliteBackend(Backend):
         "true": "1",
         "false": "0",
         "bool_check": "CHECK ({col} IN (0, 1))",
+        "table_options": "",
     }
     busy_timeout_ms = 30_000
     default_max_variables = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
@@ -202,6 +214,13 @@ class SqliteBackend(Backend):
         with db.atomic("IMMEDIATE"):
             yield
 
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        return (sqlite3.Error,)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        text = str(_driver_error(exc)).lower()
+        return "database is locked" in text or "database is busy" in text
+
     def email_candidates(self, needle: str) -> peewee.Node | None:
         # The FTS5 trigram table (migration 2) answers a quoted phrase of 3+ characters
         # from its index; shorter needles have no trigram to look up.
@@ -241,6 +260,7 @@ class PostgresBackend(Backend):
         "true": "TRUE",
         "false": "FALSE",
         "bool_check": "",
+        "table_options": "",
     }
     # psycopg 3 sends parameters server-side; the protocol counts them in 16 bits.
     bind_param_limit = 65_535
@@ -286,6 +306,15 @@ class PostgresBackend(Backend):
             return iter(query.iterator())
         return self._server_side(db, query)
 
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        import psycopg
+
+        return (psycopg.Error,)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        # serialization_failure, deadlock_detected
+        return getattr(_driver_error(exc), "sqlstate", None) in ("40001", "40P01")
+
     def execute_repeated(self, db: peewee.Database, sql: str, params: Sequence[Any]) -> Any:
         # psycopg 3 rewrites %s placeholders to $n in Python on every execute of a
         # statement longer than 4 KiB (its cache stops there): for a wide INSERT that
@@ -311,6 +340,122 @@ class PostgresBackend(Backend):
             yield from ServerSide(query, array_size=2000)
 
 
+class MySQLBackend(Backend):
+    """MySQL and MariaDB through PyMySQL.
+
+    - Timestamps are DATETIME(6) holding UTC wall time; the default is UTC_TIMESTAMP(6),
+      which, unlike CURRENT_TIMESTAMP, ignores the server's and session's time_zone.
+    - Tables are utf8mb4 with a binary collation, so email uniqueness is case-sensitive
+      as on SQLite and PostgreSQL; case-insensitive search uses LOWER() on both sides.
+    - Seed needs INSERT ... RETURNING to pair items with their new orders: MariaDB has
+      it since 10.5. Oracle MySQL has none, and is refused with a clear error.
+    - DDL is not transactional: each migration step is recorded only after all of its
+      statements succeeded, under a GET_LOCK() named lock.
+    """
+
+    name = "mysql"
+    ddl = {
+        "pk": "BIGINT AUTO_INCREMENT PRIMARY KEY",
+        "fk": "BIGINT",
+        "timestamp": "DATETIME(6)",
+        "now": "(UTC_TIMESTAMP(6))",
+        "bool": "BOOLEAN",
+        "true": "1",
+        "false": "0",
+        "bool_check": "",
+        "table_options": " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    }
+    # The protocol's limit for one prepared statement; PyMySQL interpolates client-side
+    # but the statement must also fit max_allowed_packet (8,192 rows ~ 0.5 MB).
+    bind_param_limit = 65_535
+    lock_name = "ordercli.migrate"
+    lock_timeout_s = 60
+
+    def create_database(self) -> peewee.Database:
+        params = dict(self.url.connect_params)
+        params.setdefault("connect_timeout", 10)
+        # READ COMMITTED, as on PostgreSQL: no gap locks, far fewer InnoDB deadlocks
+        # between concurrent cancels (which are retried anyway, see is_transient).
+        params.setdefault("init_command", "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        return peewee.MySQLDatabase(self.url.database, charset="utf8mb4", **params)
+
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        import pymysql
+
+        return (pymysql.err.Error,)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+        args: tuple[Any, ...] = getattr(_driver_error(exc), "args", ())
+        return bool(args) and args[0] in (1213, 1205)
+
+    def max_bind_params(self, db: peewee.Database) -> int:
+        return self.bind_param_limit
+
+    @contextlib.contextmanager
+    def migration_lock(self, db: peewee.Database) -> Iterator[None]:
+        got = db.execute_sql(
+            "SELECT GET_LOCK(%s, %s)", (self.lock_name, self.lock_timeout_s)
+        ).fetchone()[0]
+        if got != 1:
+            raise ConfigError("timed out waiting for another ordercli to finish migrating")
+        try:
+            yield
+        finally:
+            db.execute_sql("SELECT RELEASE_LOCK(%s)", (self.lock_name,))
+
+    def read_schema_version(self, db: peewee.Database) -> int | None:
+        import pymysql
+
+        try:
+            with db.connection().cursor() as cursor:
+                cursor.execute("SELECT MAX(id) FROM ordercli_migration")
+                row = cursor.fetchone()
+        except pymysql.err.ProgrammingError as exc:
+            if exc.args and exc.args[0] == 1146:  # ER_NO_SUCH_TABLE
+                return None
+            raise
+        return int(row[0] or 0) if row else 0
+
+    def iterate(self, db: peewee.Database, query: peewee.Select, stream: bool) -> Iterator[Any]:
+        if not stream:
+            return iter(query.iterator())
+        return self._unbuffered(db, query)
+
+    @staticmethod
+    def _unbuffered(db: peewee.Database, query: peewee.Select) -> Iterator[dict[str, Any]]:
+        """Rows as dicts from an unbuffered (server-side) cursor: flat memory."""
+        import pymysql.cursors
+
+        sql, params = db.get_sql_context().sql(query).query()
+        logging.getLogger("peewee").debug((sql, params))
+        cursor = db.connection().cursor(pymysql.cursors.SSCursor)
+        try:
+            cursor.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            for row in cursor:
+                yield dict(zip(names, row, strict=True))
+        finally:
+            cursor.close()
+
+    def check_returning(self, db: peewee.Database) -> None:
+        version = db.connection().get_server_info()
+        if "mariadb" not in version.lower():
+            raise ConfigError(
+                f"seed needs INSERT ... RETURNING, which MySQL {version} lacks; "
+                "use MariaDB 10.5 or newer, PostgreSQL or SQLite"
+            )
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's exception behind a Peewee one (Peewee passes it as the first arg)."""
+    if isinstance(exc, peewee.PeeweeException) and exc.args:
+        first = exc.args[0]
+        if isinstance(first, BaseException):
+            return first
+    return exc
+
+
 def _numbered_placeholders(sql: str) -> str:
     """Peewee's %s placeholders as PostgreSQL's $1, $2, ... (and %% as %)."""
     numbers = itertools.count(1)
@@ -321,6 +466,7 @@ SCHEMES: dict[str, type[Backend]] = {
     "sqlite": SqliteBackend,
     "postgresql": PostgresBackend,
     "postgres": PostgresBackend,
+    "mysql": MySQLBackend,
 }
 
 

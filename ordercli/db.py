@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import random
 import re
 import sys
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import peewee
 
 from ordercli.backends import Backend, backend_for
 from ordercli.errors import DatabaseFailure, DatabaseUnavailable, OrderCliError
+
+T = TypeVar("T")
 
 database = peewee.DatabaseProxy()
 
@@ -107,6 +112,9 @@ def translate_errors(chosen: Backend) -> Iterator[None]:
         raise DatabaseFailure(
             redact(f"the database refused the change: {_first_line(exc)}", secrets)
         ) from None
+    except chosen.driver_errors() as exc:
+        # Driver errors Peewee does not wrap (e.g. psycopg's DeadlockDetected).
+        raise DatabaseFailure(redact(f"database error: {_first_line(exc)}", secrets)) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -117,6 +125,24 @@ def _first_line(exc: BaseException) -> str:
 def write_transaction() -> Any:
     """A transaction in which rows read are protected from concurrent writers."""
     return backend().write_transaction(database.obj)
+
+
+def retrying(work: Callable[[], T], attempts: int = 6) -> T:
+    """Run `work` in a write transaction; run it again when the database asks for that.
+
+    Deadlocks and serialization failures (InnoDB, PostgreSQL) and an exhausted SQLite
+    busy timeout roll the whole transaction back, so doing it again is safe. Anything
+    else propagates at once."""
+    chosen = backend()
+    for attempt in itertools.count(1):
+        try:
+            with chosen.write_transaction(database.obj):
+                return work()
+        except Exception as exc:
+            if attempt >= attempts or not chosen.is_transient(exc):
+                raise
+            time.sleep(random.uniform(0, min(0.025 * 2**attempt, 1.0)))  # jittered backoff
+    raise AssertionError("unreachable")
 
 
 def lock_rows(query: peewee.Select) -> peewee.Select:

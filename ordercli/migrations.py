@@ -41,34 +41,37 @@ def _initial_schema(backend: Backend) -> list[str]:
             email VARCHAR(254) NOT NULL UNIQUE,
             {boolean("is_active", "true")},
             created_at {d["timestamp"]} NOT NULL DEFAULT {d["now"]}
-        )""",
+        ){d["table_options"]}""",
         f"""CREATE TABLE orders (
             id {d["pk"]},
-            customer_id {d["fk"]} NOT NULL REFERENCES customer (id) ON DELETE RESTRICT,
+            customer_id {d["fk"]} NOT NULL,
             status VARCHAR(20) NOT NULL DEFAULT 'draft'
                 CHECK (status IN ('draft', 'paid', 'shipped', 'cancelled')),
             total_cents INTEGER NOT NULL DEFAULT 0 CHECK (total_cents >= 0),
             {boolean("is_archived", "false")},
             created_at {d["timestamp"]} NOT NULL DEFAULT {d["now"]},
-            updated_at {d["timestamp"]} NOT NULL DEFAULT {d["now"]}
-        )""",
+            updated_at {d["timestamp"]} NOT NULL DEFAULT {d["now"]},
+            FOREIGN KEY (customer_id) REFERENCES customer (id) ON DELETE RESTRICT
+        ){d["table_options"]}""",
         f"""CREATE TABLE order_item (
             id {d["pk"]},
-            order_id {d["fk"]} NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+            order_id {d["fk"]} NOT NULL,
             sku VARCHAR(64) NOT NULL,
             quantity INTEGER NOT NULL CHECK (quantity >= 1),
-            unit_price_cents INTEGER NOT NULL CHECK (unit_price_cents >= 0)
-        )""",
+            unit_price_cents INTEGER NOT NULL CHECK (unit_price_cents >= 0),
+            FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE
+        ){d["table_options"]}""",
         # RESTRICT: the audit trail outlives nothing it describes, and is never lost silently.
         f"""CREATE TABLE order_event (
             id {d["pk"]},
-            order_id {d["fk"]} NOT NULL REFERENCES orders (id) ON DELETE RESTRICT,
+            order_id {d["fk"]} NOT NULL,
             from_status VARCHAR(20) NOT NULL,
             to_status VARCHAR(20) NOT NULL,
             reason TEXT,
             actor TEXT,
-            created_at {d["timestamp"]} NOT NULL DEFAULT {d["now"]}
-        )""",
+            created_at {d["timestamp"]} NOT NULL DEFAULT {d["now"]},
+            FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE RESTRICT
+        ){d["table_options"]}""",
         # list: newest first within a customer or a time window; summary: per customer.
         "CREATE INDEX orders_customer_id_idx ON orders (customer_id, created_at)",
         "CREATE INDEX orders_created_at_idx ON orders (created_at)",
@@ -91,7 +94,7 @@ def _search_and_summary_indexes(backend: Backend) -> list[str]:
     statements = [
         "CREATE INDEX orders_customer_summary_idx "
         "ON orders (customer_id, is_archived, status, total_cents, created_at)",
-        "DROP INDEX orders_customer_id_idx",
+        "DROP INDEX orders_customer_id_idx" + (" ON orders" if backend.name == "mysql" else ""),
     ]
     if backend.name == "postgresql":
         statements += [
@@ -130,7 +133,7 @@ def _create_version_table(db: peewee.Database, backend: Backend) -> None:
     db.execute_sql(
         "CREATE TABLE IF NOT EXISTS ordercli_migration ("
         "id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL, "
-        f"applied_at {ts} NOT NULL)"
+        f"applied_at {ts} NOT NULL){backend.ddl['table_options']}"
     )
 
 

@@ -13,11 +13,20 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from peewee import chunked
+from peewee import Field, chunked
 
-from ordercli.db import backend, database, lock_rows, write_transaction
+from ordercli.db import backend, database, lock_rows, retrying
 from ordercli.errors import NotFound, Refused
 from ordercli.models import CANCELLABLE, Order, OrderEvent, Status, utcnow
+
+EVENT_FIELDS: list[Field] = [
+    OrderEvent.order,
+    OrderEvent.from_status,
+    OrderEvent.to_status,
+    OrderEvent.reason,
+    OrderEvent.actor,
+    OrderEvent.created_at,
+]
 
 
 def current_actor() -> str | None:
@@ -63,7 +72,8 @@ def cancel_orders(
 ) -> list[dict[str, Any]]:
     """Cancel draft or paid orders; already-cancelled ones are reported unchanged."""
     ids = list(dict.fromkeys(order_ids))
-    with write_transaction():
+
+    def attempt() -> tuple[dict[int, str], list[int]]:
         found = _locked_rows(ids, Order.status)
         previous = {order_id: row[0] for order_id, row in found.items()}
         shipped = [i for i in ids if previous[i] == Status.SHIPPED]
@@ -88,16 +98,12 @@ def cancel_orders(
             events = [
                 (i, previous[i], Status.CANCELLED.value, reason, actor, now) for i in to_cancel
             ]
-            fields = [
-                OrderEvent.order,
-                OrderEvent.from_status,
-                OrderEvent.to_status,
-                OrderEvent.reason,
-                OrderEvent.actor,
-                OrderEvent.created_at,
-            ]
-            for batch in chunked(events, backend().max_bind_params(database.obj) // len(fields)):
-                OrderEvent.insert_many(batch, fields=fields).as_rowcount().execute()
+            per_statement = backend().max_bind_params(database.obj) // len(EVENT_FIELDS)
+            for batch in chunked(events, per_statement):
+                OrderEvent.insert_many(batch, fields=EVENT_FIELDS).as_rowcount().execute()
+        return previous, to_cancel
+
+    previous, to_cancel = retrying(attempt)
     changed_ids = set(to_cancel)
     return [
         {
@@ -114,7 +120,8 @@ def archive_orders(order_ids: Sequence[int], undo: bool = False) -> list[dict[st
     """Hide orders from list and summary (or show them again with `undo`)."""
     ids = list(dict.fromkeys(order_ids))
     target = not undo
-    with write_transaction():
+
+    def attempt() -> list[int]:
         found = _locked_rows(ids, Order.is_archived)
         to_change = [i for i in ids if bool(found[i][0]) != target]
         now = utcnow()
@@ -124,5 +131,8 @@ def archive_orders(order_ids: Sequence[int], undo: bool = False) -> list[dict[st
                 .where(Order.id.in_(chunk), Order.is_archived != target)
                 .execute()
             )
+        return to_change
+
+    to_change = retrying(attempt)
     changed_ids = set(to_change)
     return [{"id": i, "is_archived": target, "changed": i in changed_ids} for i in ids]

@@ -8,6 +8,7 @@ their items and correct totals: an interrupted seed leaves only whole orders.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import random
 import secrets
@@ -20,7 +21,7 @@ import peewee
 from peewee import chunked
 
 from ordercli.bulk import BulkInsert, largest_power_of_two
-from ordercli.db import backend, database, write_transaction
+from ordercli.db import backend, database, retrying
 from ordercli.models import Customer, Order, OrderItem, Status, utcnow
 
 SKUS = tuple(f"SKU-{n}" for n in range(1, 201))
@@ -118,8 +119,10 @@ def _insert_customers(rng: random.Random, count: int, created_at: datetime.datet
     for _attempt in range(EMAIL_RETRIES):
         rejected: list[tuple[str, str, datetime.datetime]] = []
         for batch in chunked(pending, insert.rows_per_statement):
-            with write_transaction():
-                got = {email: customer_id for customer_id, email in insert.execute(batch)}
+            got = {
+                email: customer_id
+                for customer_id, email in retrying(functools.partial(insert.execute, batch))
+            }
             ids.extend(got.values())
             rejected.extend(row for row in batch if row[1] not in got)
         if not rejected:
@@ -130,6 +133,27 @@ def _insert_customers(rng: random.Random, count: int, created_at: datetime.datet
             for name, email, when in rejected
         ]
     raise RuntimeError(f"could not find free emails for {len(pending)} customers")
+
+
+def _write_batch(
+    batch: Sequence[tuple[tuple[Any, ...], list[tuple[str, int, int]]]],
+    insert_orders: BulkInsert,
+    insert_items: BulkInsert,
+) -> int:
+    """Insert one batch of orders with their items (inside the caller's transaction)."""
+    returned = insert_orders.execute([order for order, _ in batch])
+    if len(returned) != len(batch):
+        raise RuntimeError(f"inserted {len(returned)} of {len(batch)} orders")
+    # One INSERT allocates ids in VALUES order on every backend, and a later statement
+    # gets later ids, so the sorted ids line up with the batch even when other writers
+    # interleave.
+    items = [
+        (order_id, sku, quantity, price)
+        for (order_id,), (_, order_items) in zip(returned, batch, strict=True)
+        for sku, quantity, price in order_items
+    ]
+    insert_items.execute(items)
+    return len(items)
 
 
 def orders_per_transaction() -> int:
@@ -150,6 +174,7 @@ def seed(
 ) -> SeedResult:
     """Add `count` orders for `customers` new customers (default ceil(count / 8))."""
     started = time.perf_counter()
+    backend().check_returning(database.obj)
     rng = random.Random(seed_value)
     customer_count = customers or math.ceil(count / 8)
     now = utcnow()
@@ -162,21 +187,11 @@ def seed(
     orders_per_batch = orders_per_transaction()
     orders_done = items_done = 0
     for batch in chunked(_generate_orders(rng, customer_ids, count, now), orders_per_batch):
-        with write_transaction():
-            returned = insert_orders.execute([order for order, _ in batch])
-            if len(returned) != len(batch):
-                raise RuntimeError(f"inserted {len(returned)} of {len(batch)} orders")
-            # One INSERT allocates ids in VALUES order on every backend, and a later
-            # statement gets later ids, so the sorted ids line up with the batch even
-            # when other writers interleave.
-            items = [
-                (order_id, sku, quantity, price)
-                for (order_id,), (_, order_items) in zip(returned, batch, strict=True)
-                for sku, quantity, price in order_items
-            ]
-            insert_items.execute(items)
+        items_written = retrying(
+            functools.partial(_write_batch, batch, insert_orders, insert_items)
+        )
         orders_done += len(batch)
-        items_done += len(items)
+        items_done += items_written
         if progress is not None:
             progress(orders_done)
     return SeedResult(

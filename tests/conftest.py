@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 from ordercli.cli import app
 
 POSTGRES_ENV = "ORDERCLI_TEST_POSTGRES_URL"
+MYSQL_ENV = "ORDERCLI_TEST_MYSQL_URL"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-BACKENDS = ("sqlite", "postgresql")
+BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
 def _missing_backend(message: str) -> None:
@@ -67,6 +68,46 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def _mysql_admin(url: str) -> Iterator[Any]:
+    import pymysql
+
+    parts = urlsplit(url)
+    try:
+        conn = pymysql.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=parts.username or "root",
+            password=parts.password or "",
+            autocommit=True,
+            connect_timeout=5,
+        )
+    except pymysql.err.OperationalError as exc:
+        _missing_backend(f"MySQL at {MYSQL_ENV} is unreachable: {exc}")
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh, empty MySQL/MariaDB database, dropped afterwards."""
+    base = os.environ.get(MYSQL_ENV)
+    if not base:
+        _missing_backend(f"{MYSQL_ENV} is not set")
+        raise AssertionError  # unreachable: skip/fail raise
+    name = f"ordercli_test_{uuid.uuid4().hex[:12]}"
+    with _mysql_admin(base) as admin:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}`")
+        try:
+            yield _with_database(base, name)
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'orders.db'}"
@@ -75,7 +116,9 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest) -> str:
     """The URL of an empty database on each backend in turn."""
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    fixture = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "mysql": "mysql_url"}[
+        request.param
+    ]
     return str(request.getfixturevalue(fixture))
 
 

@@ -44,13 +44,74 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite:")
 
 
+def is_mysql(url: str) -> bool:
+    return url.startswith("mysql:")
+
+
+KOLKATA_OFFSET = "+05:30"  # MariaDB's named zones need the tz tables; an offset does not
+
+
+class _MySQLConnection:
+    """PyMySQL with the small `execute(...).fetchone()` surface sqlite3/psycopg offer."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        cursor = self.conn.cursor()
+        cursor.execute(sql, params)
+        return cursor
+
+
+@contextlib.contextmanager
+def _mysql_connection(url: str, zone: str) -> Iterator[Any]:
+    from urllib.parse import urlsplit
+
+    import pymysql
+
+    parts = urlsplit(url)
+    offset = "+00:00" if zone == "UTC" else KOLKATA_OFFSET
+    conn = pymysql.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=parts.username,
+        password=parts.password or "",
+        database=parts.path.lstrip("/"),
+        autocommit=True,
+        init_command=f"SET time_zone = '{offset}'",
+    )
+    try:
+        yield _MySQLConnection(conn)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(autouse=True)
+def mysql_sessions_in_kolkata(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On MySQL/MariaDB, every new session (ordercli's too) starts in +05:30."""
+    url = request.getfixturevalue("db_url") if "db_url" in request.fixturenames else ""
+    if not is_mysql(url):
+        yield
+        return
+    with _mysql_connection(url, "UTC") as conn:
+        conn.execute(f"SET GLOBAL time_zone = '{KOLKATA_OFFSET}'")
+        try:
+            yield
+        finally:
+            conn.execute("SET GLOBAL time_zone = DEFAULT")
+
+
 def sqlite_path(url: str) -> str:
     return url[len("sqlite:///") :]
 
 
 @contextlib.contextmanager
 def raw_connection(url: str, zone: str = "UTC") -> Iterator[Any]:
-    """A plain driver connection; on PostgreSQL its session TimeZone is `zone`."""
+    """A plain driver connection; on PostgreSQL and MySQL its session time zone is `zone`."""
+    if is_mysql(url):
+        with _mysql_connection(url, zone) as conn:
+            yield conn
+        return
     if is_sqlite(url):
         conn = sqlite3.connect(sqlite_path(url))
         try:
@@ -163,7 +224,15 @@ def now() -> datetime.datetime:
 
 
 def test_libpq_takes_the_session_time_zone_from_pgtz(db_url, kolkata_process):
-    """The premise of this module: PGTZ really puts a PostgreSQL session in Kolkata."""
+    """The premise of this module: PGTZ really puts a PostgreSQL session in Kolkata
+    (and, on MySQL, the server's global time_zone puts every new session there)."""
+    if is_mysql(db_url):
+        from ordercli.db import database
+
+        with opened(db_url):
+            zone = database.execute_sql("SELECT @@session.time_zone").fetchone()[0]
+        assert zone == KOLKATA_OFFSET
+        return
     if is_sqlite(db_url):
         with raw_connection(db_url) as conn:  # SQLite's clock is UTC whatever TZ says
             text = conn.execute("SELECT CURRENT_TIMESTAMP").fetchone()[0]
