@@ -1246,7 +1246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     targets, notes = open_targets(args.backends, args.pg_url, args.workdir)
     if not targets:
-        print("Error: no usable backend; " + " ".join(notes), file=sys.stderr)
+        plain = " ".join(note.replace("**", "") for note in notes)
+        print(f"Error: no usable backend. {plain}", file=sys.stderr)
         return 1
     log(f"backends {', '.join(t.name for t in targets)}; sizes {args.sizes}; reps {args.reps}")
     head = header(targets)

@@ -142,7 +142,9 @@ def test_seed_killed_mid_write_leaves_only_whole_batches(db_url, cli):
             base = side.scalar("SELECT COALESCE(MAX(id), 0) FROM orders")
             ours = f"SELECT COUNT(*) FROM orders WHERE id > {base}"
             with children() as started:
-                seed = Child.ordercli(db_url, "seed", "--count", str(count))
+                # --customers: the default (count/8 = 37,500 customers, inserted before
+                # any order) would double the time to reach the first batch.
+                seed = Child.ordercli(db_url, "seed", "--count", str(count), "--customers", "2000")
                 started.append(seed)
                 wait_until(
                     lambda q=ours, t=threshold: side.scalar(q) >= t,
