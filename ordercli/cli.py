@@ -182,7 +182,7 @@ def seed(
     if fmt is OutputFormat.json:
         print(json.dumps(record))  # one object, not an array: seed reports one result
     else:
-        render_records([record], list(record), fmt)
+        render_records([list(record.values())], list(record), fmt)
 
 
 @contextlib.contextmanager
@@ -279,11 +279,11 @@ def cancel(
 
     Example: ordercli cancel 42 43 --reason "customer asked" --dry-run
     """
-    from ordercli.orders import cancel_orders, current_actor
+    from ordercli.orders import CancelResult, cancel_orders, current_actor
 
     with database(ctx):
         results = cancel_orders(order_ids, reason=reason, actor=current_actor(), dry_run=dry_run)
-    render_records(results, ("id", "previous_status", "status", "changed"), fmt)
+    render_records(results, CancelResult._fields, fmt)
     if dry_run:
         print("Dry run: nothing was changed.", file=sys.stderr)
 
@@ -318,11 +318,11 @@ def archive(
 
     Example: ordercli archive 42 43
     """
-    from ordercli.orders import archive_orders
+    from ordercli.orders import ArchiveResult, archive_orders
 
     with database(ctx):
         results = archive_orders(order_ids, undo=undo)
-    render_records(results, ("id", "is_archived", "changed"), fmt)
+    render_records(results, ArchiveResult._fields, fmt)
 
 
 @app.command()

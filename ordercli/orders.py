@@ -11,13 +11,27 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from peewee import Field, chunked
 
 from ordercli.db import backend, database, lock_rows, retrying
 from ordercli.errors import NotFound, Refused
 from ordercli.models import CANCELLABLE, Order, OrderEvent, Status, utcnow
+
+
+class CancelResult(NamedTuple):
+    id: int
+    previous_status: str
+    status: str
+    changed: bool
+
+
+class ArchiveResult(NamedTuple):
+    id: int
+    is_archived: bool
+    changed: bool
+
 
 EVENT_FIELDS: list[Field] = [
     OrderEvent.order,
@@ -69,7 +83,7 @@ def cancel_orders(
     reason: str | None = None,
     actor: str | None = None,
     dry_run: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[CancelResult]:
     """Cancel draft or paid orders; already-cancelled ones are reported unchanged."""
     ids = list(dict.fromkeys(order_ids))
 
@@ -105,18 +119,10 @@ def cancel_orders(
 
     previous, to_cancel = retrying(attempt)
     changed_ids = set(to_cancel)
-    return [
-        {
-            "id": i,
-            "previous_status": previous[i],
-            "status": Status.CANCELLED.value,
-            "changed": i in changed_ids,
-        }
-        for i in ids
-    ]
+    return [CancelResult(i, previous[i], Status.CANCELLED.value, i in changed_ids) for i in ids]
 
 
-def archive_orders(order_ids: Sequence[int], undo: bool = False) -> list[dict[str, Any]]:
+def archive_orders(order_ids: Sequence[int], undo: bool = False) -> list[ArchiveResult]:
     """Hide orders from list and summary (or show them again with `undo`)."""
     ids = list(dict.fromkeys(order_ids))
     target = not undo
@@ -135,4 +141,4 @@ def archive_orders(order_ids: Sequence[int], undo: bool = False) -> list[dict[st
 
     to_change = retrying(attempt)
     changed_ids = set(to_change)
-    return [{"id": i, "is_archived": target, "changed": i in changed_ids} for i in ids]
+    return [ArchiveResult(i, target, i in changed_ids) for i in ids]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import peewee
 from peewee import JOIN, SQL, Case, NodeList, fn
@@ -20,25 +20,34 @@ from ordercli.timeutil import as_utc
 
 LIKE_ESCAPE = "!"
 
-ORDER_FIELDS = (
-    "id",
-    "customer_id",
-    "email",
-    "status",
-    "total_cents",
-    "item_count",
-    "is_archived",
-    "created_at",
-)
-SUMMARY_FIELDS = (
-    "customer_id",
-    "email",
-    "name",
-    "orders",
-    "paid_orders",
-    "spent_cents",
-    "last_order_at",
-)
+
+class OrderRow(NamedTuple):
+    """One order as `list` reports it (the contract's JSON fields, in order)."""
+
+    id: int
+    customer_id: int
+    email: str
+    status: str
+    total_cents: int
+    item_count: int
+    is_archived: bool
+    created_at: datetime.datetime | None
+
+
+class SummaryRow(NamedTuple):
+    """One customer as `summary` reports it."""
+
+    customer_id: int
+    email: str
+    name: str
+    orders: int
+    paid_orders: int
+    spent_cents: int
+    last_order_at: datetime.datetime | None
+
+
+ORDER_FIELDS = OrderRow._fields
+SUMMARY_FIELDS = SummaryRow._fields
 
 
 def escape_like(text: str) -> str:
@@ -72,17 +81,19 @@ def _window(
     return conditions
 
 
-def _order_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "customer_id": row["customer_id"],
-        "email": row["email"],
-        "status": row["status"],
-        "total_cents": int(row["total_cents"]),
-        "item_count": int(row["item_count"]),
-        "is_archived": bool(row["is_archived"]),
-        "created_at": as_utc(row["created_at"]),
-    }
+def _order_row(row: Sequence[Any]) -> OrderRow:
+    """An order as the contract shapes it, from a raw row in ORDER_FIELDS order."""
+    order_id, customer_id, email, status, total, item_count, archived, created_at = row[:8]
+    return OrderRow(
+        order_id,
+        customer_id,
+        email,
+        status,
+        int(total),
+        int(item_count),
+        bool(archived),
+        as_utc(created_at),
+    )
 
 
 def _orders_query() -> peewee.Select:
@@ -101,7 +112,7 @@ def _orders_query() -> peewee.Select:
             Order.created_at,
         )
         .join(Customer, on=(Order.customer == Customer.id))
-        .dicts()
+        .tuples()
     )
 
 
@@ -113,7 +124,7 @@ def list_orders(
     until: datetime.datetime | None = None,
     limit: int = 50,
     include_archived: bool = False,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[OrderRow]:
     """Orders newest first, filtered; `limit=0` streams them all."""
     query = list_query(statuses, email, customer_id, since, until, limit, include_archived)
     for row in backend().iterate(database.obj, query, stream=not limit):
@@ -150,20 +161,20 @@ def summarize_customers(
     limit: int = 50,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
-) -> list[dict[str, Any]]:
+) -> list[SummaryRow]:
     """Top active customers by money spent, in one SELECT with one GROUP BY."""
-    query = summary_query(limit, since, until)
+    rows = backend().iterate(database.obj, summary_query(limit, since, until), stream=False)
     return [
-        {
-            "customer_id": row["customer_id"],
-            "email": row["email"],
-            "name": row["name"],
-            "orders": int(row["orders"]),
-            "paid_orders": int(row["paid_orders"]),
-            "spent_cents": int(row["spent_cents"]),
-            "last_order_at": as_utc(row["last_order_at"]),
-        }
-        for row in cast(Iterable[dict[str, Any]], query)
+        SummaryRow(
+            customer_id,
+            email,
+            name,
+            int(orders),
+            int(paid_orders),
+            int(spent),
+            as_utc(last_order_at),
+        )
+        for customer_id, email, name, orders, paid_orders, spent, last_order_at in rows
     ]
 
 
@@ -198,7 +209,6 @@ def summary_query(
         .where(Customer.is_active == True)  # noqa: E712
         .group_by(Customer.id, Customer.email, Customer.name)
         .order_by(SQL("spent_cents").desc(), Customer.id.asc())
-        .dicts()
     )
     if limit:
         query = query.limit(limit)
@@ -239,14 +249,15 @@ def show_order(order_id: int) -> dict[str, Any]:
         .order_by(OrderEvent.id)
         .dicts()
     )
-    order = _order_row(row)
-    order["updated_at"] = as_utc(row["updated_at"])
+    order = _order_row(row)._asdict()
+    updated_at, name, is_active, customer_created_at = row[8:]
+    order["updated_at"] = as_utc(updated_at)
     order["customer"] = {
-        "id": row["customer_id"],
-        "name": row["name"],
-        "email": row["email"],
-        "is_active": bool(row["is_active"]),
-        "created_at": as_utc(row["customer_created_at"]),
+        "id": order["customer_id"],
+        "name": name,
+        "email": order["email"],
+        "is_active": bool(is_active),
+        "created_at": as_utc(customer_created_at),
     }
     order["items"] = [
         {

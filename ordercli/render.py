@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime
 import enum
+import itertools
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -54,14 +55,11 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def json_value(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """What json.dumps cannot write itself (it calls this only for such values)."""
     if isinstance(value, datetime.datetime):
         return iso_utc(value)
-    if isinstance(value, dict):
-        return {key: json_value(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_value(item) for item in value]
-    return value
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def iso_utc(value: datetime.datetime) -> str:
@@ -92,44 +90,67 @@ def table_value(field: str, value: Any) -> str:
     return str(value)
 
 
-def write_json_array(records: Iterable[dict[str, Any]], out: TextIO) -> None:
+def write_json_array(rows: Iterable[Sequence[Any]], fields: Sequence[str], out: TextIO) -> None:
+    encode = json.JSONEncoder(ensure_ascii=False, default=json_default).encode
     out.write("[")
     separator = "\n  "
-    for record in records:
-        out.write(separator + json.dumps(json_value(record), ensure_ascii=False))
+    for row in rows:
+        out.write(separator + encode(dict(zip(fields, row, strict=True))))
         separator = ",\n  "
     out.write("\n]\n" if separator != "\n  " else "]\n")
 
 
-def write_csv(records: Iterable[dict[str, Any]], fields: Sequence[str], out: TextIO) -> None:
+PLAIN_TYPES = frozenset({int, str, float})
+
+
+def write_csv(rows: Iterable[Sequence[Any]], fields: Sequence[str], out: TextIO) -> None:
+    """CSV with a header; booleans as true/false, timestamps ISO 8601, NULL as empty.
+
+    Export speed is bounded by this loop, so only the columns that need it are converted
+    — those whose first value is not a plain int or str; a column's type does not change
+    from row to row, and NULLs anywhere are written as empty cells by the csv module."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields)
-    for record in records:
-        writer.writerow([csv_value(record[field]) for field in fields])
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return
+    special = [i for i, value in enumerate(first) if value.__class__ not in PLAIN_TYPES]
+    for row in itertools.chain((first,), rows):
+        if special:
+            cells = list(row)
+            for i in special:
+                cells[i] = csv_value(cells[i])
+            writer.writerow(cells)
+        else:
+            writer.writerow(row)
 
 
 def build_table(
-    records: Iterable[dict[str, Any]], fields: Sequence[str], title: str | None = None
+    rows: Iterable[Sequence[Any]], fields: Sequence[str], title: str | None = None
 ) -> Table:
     table = Table(title=title, title_justify="left")
     for field in fields:
         # Money is shown in units (12.34), so the header drops the _cents suffix.
         header = field.removesuffix(MONEY_SUFFIX)
         table.add_column(header, justify="right" if field in NUMERIC_FIELDS else "left")
-    for record in records:
-        table.add_row(*(table_value(field, record[field]) for field in fields))
+    for row in rows:
+        table.add_row(
+            *(table_value(field, value) for field, value in zip(fields, row, strict=True))
+        )
     return table
 
 
 def render_records(
-    records: Iterable[dict[str, Any]],
+    records: Iterable[Sequence[Any]],
     fields: Sequence[str],
     fmt: OutputFormat,
     title: str | None = None,
     empty_message: str = "No rows.",
 ) -> None:
+    """Rows (sequences in `fields` order, e.g. named tuples) as a table, JSON or CSV."""
     if fmt is OutputFormat.json:
-        write_json_array(records, sys.stdout)
+        write_json_array(records, fields, sys.stdout)
     elif fmt is OutputFormat.csv:
         write_csv(records, fields, sys.stdout)
     else:
@@ -143,10 +164,11 @@ def render_records(
 
 def render_order_detail(order: dict[str, Any], fields: Sequence[str], fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
-        sys.stdout.write(json.dumps(json_value(order), indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(order, indent=2, ensure_ascii=False, default=json_default)
+        sys.stdout.write(text + "\n")
         return
     if fmt is OutputFormat.csv:
-        write_csv([order], fields, sys.stdout)
+        write_csv([[order[field] for field in fields]], fields, sys.stdout)
         return
     console = stdout_console()
     customer = order["customer"]
@@ -165,7 +187,11 @@ def render_order_detail(order: dict[str, Any], fields: Sequence[str], fmt: Outpu
         header.add_row(label, str(value))
     console.print(header)
     items = ("sku", "quantity", "unit_price_cents", "line_total_cents")
-    console.print(build_table(order["items"], items, title="Items"))
+    console.print(build_table(_columns(order["items"], items), items, title="Items"))
     if order["events"]:
         events = ("created_at", "from_status", "to_status", "actor", "reason")
-        console.print(build_table(order["events"], events, title="History"))
+        console.print(build_table(_columns(order["events"], events), events, title="History"))
+
+
+def _columns(records: Iterable[dict[str, Any]], fields: Sequence[str]) -> list[list[Any]]:
+    return [[record[field] for field in fields] for record in records]
