@@ -63,6 +63,15 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _utf8_text(text: str) -> str:
+    """Text that can be stored: arguments that were not valid UTF-8 are refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8 text") from None
+    return text
+
+
 def _date(text: str) -> datetime.datetime:
     return parse_utc(text)
 
@@ -130,7 +139,7 @@ def main_options(
 
     Example: ordercli --db postgresql://user@host/shop list --status paid --email alice
     """
-    ctx.obj = Settings(url=db or DEFAULT_URL, echo_sql=echo_sql)
+    ctx.obj = Settings(url=DEFAULT_URL if db is None else db, echo_sql=echo_sql)
 
 
 @app.command()
@@ -209,7 +218,8 @@ def list_command(
     email: Annotated[
         str | None,
         typer.Option(
-            help="Case-insensitive substring of the customer's email (% and _ are literal)."
+            parser=_utf8_text,
+            help="Case-insensitive substring of the customer's email (% and _ are literal).",
         ),
     ] = None,
     customer: Annotated[
@@ -217,7 +227,9 @@ def list_command(
     ] = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    limit: Annotated[int, typer.Option(min=0, help="At most this many orders; 0 for all.")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=0, max=MAX_ID, help="At most this many orders; 0 for all.")
+    ] = 50,
     include_archived: Annotated[
         bool, typer.Option("--include-archived", help="Also show archived orders.")
     ] = False,
@@ -246,7 +258,9 @@ def list_command(
 @app.command()
 def summary(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option(min=0, help="At most this many customers; 0 for all.")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=0, max=MAX_ID, help="At most this many customers; 0 for all.")
+    ] = 50,
     since: SinceOption = None,
     until: UntilOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -268,7 +282,7 @@ def cancel(
     ctx: typer.Context,
     order_ids: OrderIds,
     reason: Annotated[
-        str | None, typer.Option(help="Why, recorded in the order's history.")
+        str | None, typer.Option(parser=_utf8_text, help="Why, recorded in the order's history.")
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and report, change nothing.")

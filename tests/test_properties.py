@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from helpers import add_customer, add_order, describe, opened
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from ordercli.db import database
@@ -40,8 +40,10 @@ ZONES = (None, datetime.UTC, datetime.timezone(datetime.timedelta(hours=1)),
 DEFAULT_LIMIT = 50
 
 PROPERTY_SETTINGS = settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
+    # Shrinking a failure re-arranges the database per step: skip the costly explain phase.
+    phases=[phase for phase in Phase if phase is not Phase.explain],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -101,7 +103,7 @@ def shops(draw: Any) -> Shop:
         moments,
         st.lists(item, min_size=1, max_size=3),
     )
-    return Shop(customers, draw(st.lists(order, max_size=8)))
+    return Shop(customers, draw(st.lists(order, min_size=1, max_size=8)))
 
 
 def _arrange(url: str, shop: Shop) -> None:
@@ -126,19 +128,20 @@ def _arrange(url: str, shop: Shop) -> None:
 
 @st.composite
 def needles(draw: Any, shop: Shop) -> str:
-    """A substring of one of the shop's emails (any length, case randomly flipped) or a
-    short random string: both sides of the 3-character trigram threshold."""
-    kind = draw(st.sampled_from(("substring", "flipped", "short", "long")))
-    if kind == "short":
-        return str(draw(st.text(alphabet=ALPHABET, min_size=1, max_size=2)))
-    if kind == "long":
-        return str(draw(st.text(alphabet=ALPHABET, min_size=3, max_size=5)))
-    email = draw(st.sampled_from([c.email for c in shop.customers]))
-    start = draw(st.integers(0, len(email) - 1))
-    needle = email[start : draw(st.integers(start + 1, len(email)))]
+    """1 to 4 characters, both sides of the 3-character trigram threshold: a substring of
+    one of the shop's emails (as is, or with its case flipped at random) or random text."""
+    length = draw(st.integers(1, 4))
+    kind = draw(st.sampled_from(("substring", "substring", "flipped", "random")))
+    long_enough = [c.email for c in shop.customers if len(c.email) >= length]
+    if kind == "random" or not long_enough:
+        return str(draw(st.text(alphabet=ALPHABET, min_size=length, max_size=length)))
+    email = draw(st.sampled_from(long_enough))
+    start = draw(st.integers(0, len(email) - length))
+    needle = email[start : start + length]
     if kind == "flipped":
-        flips = draw(st.lists(st.booleans(), min_size=len(needle), max_size=len(needle)))
-        needle = "".join(ch.swapcase() if flip else ch for ch, flip in zip(needle, flips, strict=False))
+        flips = draw(st.lists(st.booleans(), min_size=length, max_size=length))
+        pairs = zip(needle, flips, strict=True)
+        needle = "".join(ch.swapcase() if flip else ch for ch, flip in pairs)
     return needle
 
 
@@ -165,6 +168,7 @@ class Window:
 def windows(draw: Any) -> Window:
     """Bounds on the same grid as the orders, so inclusive/exclusive edges get hit."""
     bound = st.one_of(
+        st.none(),
         st.none(),
         st.builds(
             lambda k, us: T0 + k * STEP + datetime.timedelta(microseconds=us),
@@ -268,8 +272,10 @@ class ListQuery:
 @st.composite
 def list_queries(draw: Any, shop: Shop) -> ListQuery:
     return ListQuery(
-        statuses=draw(st.lists(st.sampled_from(STATUSES), max_size=3, unique=True)),
-        email=draw(st.one_of(st.none(), needles(shop), needles(shop))),
+        statuses=draw(
+            st.one_of(st.just([]), st.lists(st.sampled_from(STATUSES), max_size=3, unique=True))
+        ),
+        email=draw(st.one_of(st.none(), needles(shop), needles(shop), needles(shop))),
         customer=draw(
             st.one_of(st.none(), st.none(), st.none(), st.integers(0, len(shop.customers) - 1))
         ),
@@ -283,12 +289,15 @@ def list_queries(draw: Any, shop: Shop) -> ListQuery:
 @given(shop=shops(), data=st.data())
 def test_list_json_is_the_filtered_orders_newest_first(db_url, cli, shop, data):
     _arrange(db_url, shop)
-    for _ in range(3):
+    for _ in range(4):
         query = data.draw(list_queries(shop))
         args = query.args(shop)
         rows = _json(cli(db_url, *args))
         got = [{**row, "created_at": _utc(row["created_at"])} for row in rows]
-        assert got == query.expected(shop), args
+        expected = query.expected(shop)
+        assert got == expected, args
+        if query.email is not None:
+            event(f"needle of {len(query.email)} chars, {'some' if expected else 'no'} rows")
 
 
 # --- summary ---------------------------------------------------------------------------------
@@ -326,7 +335,7 @@ def _expected_summary(shop: Shop, window: Window, limit: int | None) -> list[dic
 @given(shop=shops(), data=st.data())
 def test_summary_json_is_the_active_customers_by_money_spent(db_url, cli, shop, data):
     _arrange(db_url, shop)
-    for _ in range(2):
+    for _ in range(3):
         window = data.draw(windows())
         limit = data.draw(st.one_of(st.none(), st.integers(0, 4)))
         args = ["summary", "--format", "json", *window.args, *_limit_args(limit)]
