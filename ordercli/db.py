@@ -107,14 +107,33 @@ def translate_errors(chosen: Backend) -> Iterator[None]:
         exc.args = (redact(str(exc), secrets),)
         raise
     except (peewee.OperationalError, peewee.InterfaceError) as exc:
-        raise DatabaseUnavailable(redact(f"database error: {_first_line(exc)}", secrets)) from None
+        cause = _first_line(_original_error(exc, chosen))
+        raise DatabaseUnavailable(redact(f"database error: {cause}", secrets)) from None
     except peewee.DatabaseError as exc:
+        cause = _first_line(_original_error(exc, chosen))
         raise DatabaseFailure(
-            redact(f"the database refused the change: {_first_line(exc)}", secrets)
+            redact(f"the database refused the change: {cause}", secrets)
         ) from None
     except chosen.driver_errors() as exc:
         # Driver errors Peewee does not wrap (e.g. psycopg's DeadlockDetected).
-        raise DatabaseFailure(redact(f"database error: {_first_line(exc)}", secrets)) from None
+        cause = _first_line(_original_error(exc, chosen))
+        raise DatabaseFailure(redact(f"database error: {cause}", secrets)) from None
+
+
+def _original_error(exc: BaseException, chosen: Backend) -> BaseException:
+    """The database error that started it all.
+
+    When a statement fails, the transaction's ROLLBACK can fail too (the server is gone;
+    SQLite already rolled back after a full disk: "cannot rollback - no transaction is
+    active"), and Python raises that second error with the first as its __context__."""
+    database_errors: tuple[type[BaseException], ...] = (
+        peewee.PeeweeException,
+        *chosen.driver_errors(),
+    )
+    original = exc
+    while (earlier := original.__context__) is not None and isinstance(earlier, database_errors):
+        original = earlier
+    return original
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,8 +1,9 @@
 """Fault-injection helpers: start ordercli processes, watch the database from the side, kill.
 
 Kill points are chosen by watching the database, never by sleeping and hoping: a side
-connection (`Probe`) polls row counts, `pg_stat_activity` or SQLite's lock bytes until the
-process under test has reached the state wanted, and only then is it killed.
+connection (`Probe`) polls row counts, `pg_stat_activity`, InnoDB's transaction table or
+SQLite's WAL lock byte until the process under test has reached the state wanted, and
+only then is it killed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ GAVE_UP = (
     "could not serialize",
     "serialization failure",
     "deadlock detected",
+    "deadlock found",
     "lock timeout",
+    "lock wait timeout",
 )
 
 
@@ -66,12 +69,13 @@ class Finished:
     returncode: int
     stdout: str
     stderr: str
+    seconds: float = 0.0
 
     def describe(self) -> str:
         shown = " ".join(self.args)
         shown = shown if len(shown) < 300 else shown[:300] + " ..."
         return (
-            f"--- {shown} -> exit {self.returncode}\n"
+            f"--- {shown} -> exit {self.returncode} after {self.seconds:.2f} s\n"
             f"stdout:\n{self.stdout[-3000:]}\nstderr:\n{self.stderr[-3000:]}"
         )
 
@@ -101,6 +105,8 @@ class Child:
             cwd=cwd,
         )
         self.pid = self.proc.pid
+        self.started_at = time.monotonic()
+        self.ended_at: float | None = None
         self._result: Finished | None = None
 
     @classmethod
@@ -120,7 +126,11 @@ class Child:
         )
 
     def running(self) -> bool:
-        return self.proc.poll() is None
+        if self.proc.poll() is None:
+            return True
+        if self.ended_at is None:
+            self.ended_at = time.monotonic()
+        return False
 
     def kill(self) -> bool:
         """SIGKILL; True if the process was still running when the signal was sent."""
@@ -129,11 +139,13 @@ class Child:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
         self.proc.wait(timeout=WAIT_S)
+        self.running()  # note the end
         return alive
 
     def wait(self, timeout: float = WAIT_S) -> Finished:
         try:
             self.proc.wait(timeout=timeout)
+            self.running()  # note the end
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(
@@ -148,7 +160,13 @@ class Child:
                 f.flush()
                 f.seek(0)
                 outputs.append(f.read())
-            finished = Finished(self.argv, self.proc.returncode, outputs[0], outputs[1])
+            finished = Finished(
+                self.argv,
+                self.proc.returncode,
+                outputs[0],
+                outputs[1],
+                (self.ended_at or time.monotonic()) - self.started_at,
+            )
             if self.running():
                 return finished
             self._result = finished
@@ -160,6 +178,15 @@ class Child:
         self.result()
         self._out.close()
         self._err.close()
+
+
+def wait_all(started: Sequence[Child], timeout: float = WAIT_S) -> list[Finished]:
+    """Wait for every child, noting when each one ends."""
+    deadline = time.monotonic() + timeout
+    # Poll every child each time (not any(), which would stop at the first running one).
+    while sum(child.running() for child in started) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [child.wait(timeout=max(deadline - time.monotonic(), 0.1)) for child in started]
 
 
 @contextlib.contextmanager
@@ -211,33 +238,76 @@ class Probe:
 
     def __init__(self, url: str) -> None:
         parsed = DatabaseUrl.parse(url)
-        self.kind = "sqlite" if parsed.scheme == "sqlite" else "postgresql"
-        self.path = parsed.database
+        self.kind = {"postgres": "postgresql"}.get(parsed.scheme, parsed.scheme)
+        self.path = self.dbname = parsed.database
+        self._shm_fd: int | None = None
+        params = {k: v for k, v in parsed.connect_params.items() if k != "prepare_threshold"}
         if self.kind == "sqlite":
             self.conn: Any = sqlite3.connect(parsed.database, timeout=30, isolation_level=None)
             self.conn.execute("PRAGMA busy_timeout = 30000")
-        else:
+        elif self.kind == "postgresql":
             import psycopg
 
-            params = {k: v for k, v in parsed.connect_params.items() if k != "prepare_threshold"}
             self.conn = psycopg.connect(
                 dbname=parsed.database, autocommit=True, connect_timeout=10, **params
             )
-        self.dbname = parsed.database
+        else:
+            import pymysql
+
+            self.conn = pymysql.connect(
+                database=parsed.database, autocommit=True, connect_timeout=10, **params
+            )
+
+    def _cursor(self, sql: str) -> Any:
+        if self.kind == "mysql":
+            cursor = self.conn.cursor()
+            cursor.execute(sql)
+            return cursor
+        return self.conn.execute(sql)
 
     def scalar(self, sql: str) -> Any:
-        row = self.conn.execute(sql).fetchone()
+        row = self._cursor(sql).fetchone()
         return row[0] if row else None
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.conn.execute(sql).fetchall()]
+        return [tuple(r) for r in self._cursor(sql).fetchall()]
 
     def execute(self, sql: str) -> None:
-        self.conn.execute(sql)
+        self._cursor(sql)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """An explicit transaction, rolled back at the end (it only holds locks)."""
+        begin = "BEGIN IMMEDIATE" if self.kind == "sqlite" else "BEGIN"
+        self.execute(begin)
+        try:
+            yield
+        finally:
+            self.execute("ROLLBACK")
+
+    def writer_pid(self) -> int | None:
+        """SQLite: the pid of the process holding the WAL write lock, if another does.
+
+        The -shm descriptor stays open until the probe closes: closing any descriptor of
+        a file drops every POSIX lock this process holds on it, including the probe's
+        own SQLite connection's, and the next process to open the database would then
+        believe it is alone, reset the WAL index and run recovery."""
+        if self._shm_fd is None:
+            self.scalar("SELECT COUNT(*) FROM sqlite_master")  # the -shm file exists now
+            self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY)
+        return sqlite_writer_pid(self._shm_fd)
+
+    def session_id(self) -> int:
+        if self.kind == "postgresql":
+            return int(self.scalar("SELECT pg_backend_pid()"))
+        return int(self.scalar("SELECT CONNECTION_ID()"))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+        if self._shm_fd is not None:
+            os.close(self._shm_fd)  # after the connection: see writer_pid
+            self._shm_fd = None
 
 
 @contextlib.contextmanager
@@ -249,10 +319,6 @@ def probe(url: str) -> Iterator[Probe]:
         side.close()
 
 
-def id_list(ids: Sequence[int]) -> str:
-    return ", ".join(str(i) for i in ids)
-
-
 # --- SQLite: who holds the WAL write lock ---------------------------------------------------
 
 # In WAL mode SQLite takes POSIX byte locks on the -shm file; the writer lock is byte 120
@@ -262,17 +328,11 @@ _WAL_WRITE_LOCK_BYTE = 120
 _FLOCK = "hhqqi4x"  # struct flock on Linux (type, whence, start, len, pid)
 
 
-def sqlite_writer_pid(db_path: str) -> int | None:
-    """The pid of another process inside a write transaction on this WAL database."""
-    try:
-        fd = os.open(f"{db_path}-shm", os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        request = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _WAL_WRITE_LOCK_BYTE, 1, 0)
-        lock_type, _, _, _, pid = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, request))
-    finally:
-        os.close(fd)
+def sqlite_writer_pid(shm_fd: int) -> int | None:
+    """The pid of another process inside a write transaction on this WAL database,
+    given a descriptor of its -shm file (see `Probe.writer_pid`)."""
+    request = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _WAL_WRITE_LOCK_BYTE, 1, 0)
+    lock_type, _, _, _, pid = struct.unpack(_FLOCK, fcntl.fcntl(shm_fd, fcntl.F_GETLK, request))
     return None if lock_type == fcntl.F_UNLCK else pid
 
 
@@ -314,6 +374,24 @@ def pg_sessions(side: Probe, app_name: str) -> list[tuple[Any, ...]]:
 
 def pg_pid_gone(side: Probe, pid: int) -> bool:
     return not side.scalar(f"SELECT COUNT(*) FROM pg_stat_activity WHERE pid = {pid}")
+
+
+def mysql_sessions(side: Probe) -> list[tuple[Any, ...]]:
+    """(thread id, in_transaction, waiting_for_lock, query) of the other connections to
+    this database (the tests run one ordercli process at a time against it)."""
+    return side.rows(
+        "SELECT p.ID, t.trx_id IS NOT NULL, COALESCE(t.trx_state = 'LOCK WAIT', 0), "
+        "COALESCE(t.trx_query, p.INFO, '') "
+        "FROM information_schema.PROCESSLIST p "
+        "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
+        "WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()"
+    )
+
+
+def mysql_thread_gone(side: Probe, thread_id: int) -> bool:
+    return not side.scalar(
+        f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {thread_id}"
+    )
 
 
 @dataclass(frozen=True)
@@ -445,24 +523,33 @@ def password_refusing_server() -> Iterator[int]:
         listener.close()
 
 
-# --- running as an unprivileged user ---------------------------------------------------------
+# --- read-only files, even for root ----------------------------------------------------------
 
 
-def drop_privileges_fn() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child `nobody` when the tests run as root (root ignores
-    file permissions, so a chmod alone cannot make a database read-only for it)."""
+def make_read_only(*paths: Path) -> Callable[[], None] | None:
+    """Make files and directories unwritable for this process, and return the undo.
+
+    Root ignores permission bits, so as root the immutable attribute (`chattr +i`,
+    honoured even for root) is used; None if that is not possible here."""
     if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in paths}
+        for p in paths:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+
+        def restore() -> None:
+            for p, mode in modes.items():
+                p.chmod(mode)
+
+        return restore
+    chattr = shutil.which("chattr")
+    if chattr is None:
         return None
-    import pwd
-
-    try:
-        nobody = pwd.getpwnam("nobody")
-    except KeyError:
+    done = subprocess.run([chattr, "+i", *map(str, paths)], capture_output=True, check=False)
+    if done.returncode != 0:
+        subprocess.run([chattr, "-i", *map(str, paths)], capture_output=True, check=False)
         return None
 
-    def demote() -> None:
-        os.setgroups([])
-        os.setgid(nobody.pw_gid)
-        os.setuid(nobody.pw_uid)
+    def undo() -> None:
+        subprocess.run([chattr, "-i", *map(str, paths)], capture_output=True, check=False)
 
-    return demote
+    return undo

@@ -6,6 +6,8 @@ the database through a side connection (row counts, `pg_stat_activity`, SQLite's
 lock byte, the process's own syscall) and then kills it, restarts the server under it or
 makes its writes fail, and checks what is left. No kill point is chosen by sleeping.
 
+Tests taking `db_url` run on every backend conftest provides (SQLite, PostgreSQL, and
+MySQL/MariaDB when configured); the others name the backend they are about.
 ORDERCLI_FAULT_SCALE=N (default 1) multiplies the kill points, rounds and loop lengths
 for a longer report run. PgBouncer tests read ORDERCLI_TEST_PGBOUNCER_URL (a transaction
 pooling PgBouncer in front of the ORDERCLI_TEST_POSTGRES_URL server, with
@@ -14,18 +16,17 @@ pooling PgBouncer in front of the ORDERCLI_TEST_POSTGRES_URL server, with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import resource
-import shutil
 import signal
 import sys
-import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -39,14 +40,16 @@ from faults import (
     assert_one_error_line,
     can_watch_syscalls,
     children,
-    drop_privileges_fn,
     local_cluster,
+    make_read_only,
+    mysql_sessions,
+    mysql_thread_gone,
     password_refusing_server,
     pg_pid_gone,
     pg_sessions,
     probe,
     sqlite_busy_waiting,
-    sqlite_writer_pid,
+    wait_all,
     wait_until,
 )
 from helpers import invariant_violations, opened, scalar
@@ -118,23 +121,30 @@ DEEP_SEED_COUNT = SEED_COUNT if SCALE > 1 else 40_000
 def _seed_kill_points(batch: int, rng: random.Random) -> list[tuple[str, int, int]]:
     """(label, --count, orders of this run committed before the kill), cheapest first:
     the database is reused, so the deep kills (which add most rows) come last.
-    10 kill points per backend at scale 1."""
+    10 kill points per backend at scale 1, and one more in the final, partial batch
+    (which may be quick enough to finish before the kill lands)."""
     points: list[tuple[str, int, int]] = []
     for _ in range(SCALE):
         points += [("first batch", SEED_COUNT, 1)] * 3
         points += [("second batch", SEED_COUNT, batch + 1)]
         points += [("third batch", SEED_COUNT, 2 * batch + 1)]
         points += [("early", SEED_COUNT, rng.randint(1, 6 * batch)) for _ in range(3)]
-    points += [("middle", DEEP_SEED_COUNT, DEEP_SEED_COUNT // 2)] * SCALE
-    points += [("near the end", DEEP_SEED_COUNT, DEEP_SEED_COUNT - 2 * batch)] * SCALE
+    deep = DEEP_SEED_COUNT
+    points += [("middle", deep, deep // 2)] * SCALE
+    points += [("near the end", deep, deep - 2 * batch)] * SCALE
+    points += [(FINAL_BATCH, deep, deep - deep % batch)] * SCALE
     return points
 
 
+FINAL_BATCH = "final partial batch"
+
+
 def test_seed_killed_mid_write_leaves_only_whole_batches(db_url, cli):
-    """SIGKILL at 10 points of a seed: after the first batch's commit, early, in the
-    middle, near the end. Only whole batches (each its own transaction) may remain, each
-    order with its items and the right total, and no event; seed and list work after."""
-    batch = _batch_size(db_url)  # 4,096 on SQLite, 8,192 on PostgreSQL
+    """SIGKILL at 10+ points of a seed: after the first batch's commit, early, in the
+    middle, near the end, in the final partial batch. Only whole batches (each its own
+    transaction) may remain, each order with its items and the right total, and no
+    event; seed and list work after every kill."""
+    batch = _batch_size(db_url)  # 4,096 on SQLite, 8,192 on PostgreSQL and MariaDB
     rng = random.Random(20260101)
     report = []
     with probe(db_url) as side:
@@ -152,15 +162,21 @@ def test_seed_killed_mid_write_leaves_only_whole_batches(db_url, cli):
                     watch=seed,
                     poll_s=0.005,
                 )
-                assert seed.kill(), f"the seed finished before the kill ({label})"
-            assert seed.result().returncode == -signal.SIGKILL
+                killed = seed.kill()
             committed = side.scalar(ours)
-            report.append(f"{label} of {count:,}: {committed:,}")
-            assert committed >= threshold
-            assert committed % batch == 0 and committed < count, (
-                f"{label}: {committed} orders committed is not a whole number of "
-                f"{batch}-order batches"
-            )
+            if not killed:
+                assert label == FINAL_BATCH, f"the seed finished before the kill ({label})"
+                assert seed.result().returncode == 0, seed.result().describe()
+                assert committed == count
+                report.append(f"{label} of {count:,}: finished before the kill")
+            else:
+                assert seed.result().returncode == -signal.SIGKILL
+                report.append(f"{label} of {count:,}: {committed:,}")
+                assert committed >= threshold
+                assert committed % batch == 0 and committed < count, (
+                    f"{label}: {committed} orders committed is not a whole number of "
+                    f"{batch}-order batches"
+                )
             _assert_consistent(db_url, events=0)
             _assert_usable(cli, db_url)
     _assert_usable_by_subprocess(db_url)
@@ -213,19 +229,22 @@ def test_cancel_blocked_inside_its_transaction_and_killed_changes_nothing(db_url
     """PostgreSQL: another session holds `LOCK TABLE order_event IN EXCLUSIVE MODE`, so
     the cancel stops at its INSERT of the events, after its UPDATE of the 500 orders, with
     its transaction open (seen in pg_stat_activity); it is killed there.
+    MySQL/MariaDB: the same, the other session holding order_event's gap locks.
     SQLite: another connection holds BEGIN IMMEDIATE, so the cancel waits in its own
     BEGIN IMMEDIATE (seen as the busy handler's sleep); SQLite has a single writer, so
-    this kill lands before any write. Either way nothing may change; a plain cancel
-    afterwards cancels all 500 with 500 events."""
+    this kill lands before any write (the commit window is covered by the random kills
+    below). Either way nothing may change; a plain cancel afterwards cancels all 500
+    with 500 events."""
     ids = _paid_orders(cli, db_url, CANCEL_IDS)
     assert len(ids) == CANCEL_IDS
     argv = ["cancel", *map(str, ids), "--reason", "fault", "--format", "json"]
     with probe(db_url) as side:
         for _ in range(2 * SCALE):
-            if side.kind == "postgresql":
-                _kill_cancel_blocked_on_postgres(db_url, side, argv)
-            else:
-                _kill_cancel_blocked_on_sqlite(db_url, side, argv)
+            {
+                "postgresql": _kill_cancel_blocked_on_postgres,
+                "mysql": _kill_cancel_blocked_on_mysql,
+                "sqlite": _kill_cancel_blocked_on_sqlite,
+            }[side.kind](db_url, side, argv)
             assert _cancel_outcome(side, ids) == "none"
             _assert_consistent(db_url, events=0)
     done = cli(db_url, *argv)
@@ -239,7 +258,7 @@ def test_cancel_blocked_inside_its_transaction_and_killed_changes_nothing(db_url
 def _kill_cancel_blocked_on_postgres(url: str, side: Probe, argv: list[str]) -> None:
     app = _app_name()
     with probe(url) as locker, children() as started:
-        with locker.conn.transaction():
+        with locker.transaction():
             locker.execute("LOCK TABLE order_event IN EXCLUSIVE MODE")
             cancel = Child.ordercli(url, *argv, env={"PGAPPNAME": app})
             started.append(cancel)
@@ -264,54 +283,118 @@ def _kill_cancel_blocked_on_postgres(url: str, side: Probe, argv: list[str]) -> 
 def _kill_cancel_blocked_on_sqlite(url: str, side: Probe, argv: list[str]) -> None:
     if not can_watch_syscalls():
         pytest.skip("needs Linux /proc/PID/syscall to see SQLite's busy wait")
-    with children() as started:
-        side.execute("BEGIN IMMEDIATE")
-        try:
+    with children() as started, side.transaction():  # BEGIN IMMEDIATE
+        cancel = Child.ordercli(url, *argv)
+        started.append(cancel)
+        wait_until(
+            lambda: sqlite_busy_waiting(cancel.pid, side.path),
+            "the cancel to wait in its BEGIN IMMEDIATE",
+            watch=cancel,
+        )
+        assert cancel.kill()
+
+
+def _kill_cancel_blocked_on_mysql(url: str, side: Probe, argv: list[str]) -> None:
+    """InnoDB: a REPEATABLE READ locking read of the whole order_event table holds its
+    gaps (up to the supremum), so the cancel's INSERT of the events waits, after its
+    UPDATE of the orders, inside its open transaction."""
+    with probe(url) as locker, children() as started:
+        locker.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        with locker.transaction():
+            locker.execute("SELECT id FROM order_event FOR UPDATE")
+            ignore = locker.session_id()
             cancel = Child.ordercli(url, *argv)
             started.append(cancel)
-            wait_until(
-                lambda: sqlite_busy_waiting(cancel.pid, side.path),
-                "the cancel to wait in its BEGIN IMMEDIATE",
+            blocked = wait_until(
+                lambda: [s for s in mysql_sessions(side) if s[2] and s[0] != ignore],
+                "the cancel to wait for the order_event lock",
                 watch=cancel,
+                poll_s=_poll_s(side),
             )
+            thread, in_transaction, _, query = blocked[0]
+            assert in_transaction
+            assert "order_event" in query and query.lstrip().upper().startswith("INSERT"), query
             assert cancel.kill()
-        finally:
-            side.execute("ROLLBACK")
+        wait_until(lambda: mysql_thread_gone(side, thread), "the killed cancel's session to end")
+
+
+def _poll_s(side: Probe) -> float:
+    """How often to look. InnoDB refreshes information_schema.INNODB_TRX only when it was
+    last read more than 0.1 s ago: polled faster, it never changes."""
+    return 0.15 if side.kind == "mysql" else 0.002
 
 
 def _in_write_transaction(side: Probe, child: Child, app: str) -> Any:
-    """Something truthy while `child` is inside its write transaction."""
+    """Something truthy (the session's id, if any) while `child` is inside its write
+    transaction; the child is the only other client of the database."""
     if side.kind == "sqlite":
-        return sqlite_writer_pid(side.path) == child.pid
+        return side.writer_pid() == child.pid
+    if side.kind == "mysql":
+        return [s[0] for s in mysql_sessions(side) if s[1]]
     return [s[0] for s in pg_sessions(side, app) if s[3]]
 
 
+def _wait_session_gone(side: Probe, session: Any) -> None:
+    """After a kill, wait until the server has ended the killed client's session."""
+    if side.kind == "postgresql":
+        wait_until(lambda: pg_pid_gone(side, session[0]), "the killed session to end")
+    elif side.kind == "mysql":
+        wait_until(lambda: mysql_thread_gone(side, session[0]), "the killed session to end")
+
+
+def _cancel_kill_moments(kind: str, rng: random.Random) -> list[tuple[str, float]]:
+    """(how, fraction of the timed transaction window) for each kill.
+
+    Random moments are stratified over the window, so each run has early and late ones.
+    On SQLite one more kill waits until the transaction writes pages to the WAL,
+    truncated beforehand (a cache spill, or the commit itself): frames without a commit
+    record must be ignored by the next reader. Last, a kill right after the commit (the
+    transaction seen closed): then everything must be kept."""
+    rounds = 3 * SCALE
+    moments = [("random", (k + rng.random()) / rounds) for k in range(rounds)]
+    if kind == "sqlite":
+        moments += [("writing the WAL", 0.0)] * SCALE
+    moments += [("after commit", 0.0)] * SCALE
+    return moments
+
+
 def test_large_cancel_killed_at_random_moments_is_all_or_nothing(db_url, cli):
-    """A cancel of 20,000 ids, killed at random moments inside its write transaction
-    (SQLite: while it holds the WAL write lock; PostgreSQL: while its session shows an
-    open transaction), spread over the whole window up to and past the commit as timed
-    on an uninterrupted run. Each time: all 20,000 cancelled with 20,000 events, or none."""
-    ids = _paid_orders(cli, db_url, LARGE_CANCEL_IDS)
+    """A cancel of 20,000 ids (5,000 on the database servers), killed at
+    moments inside its write transaction (SQLite: while it holds the WAL write lock;
+    PostgreSQL, MySQL: while its session shows an open transaction), spread over the
+    window as timed on an uninterrupted run, while SQLite writes the WAL, and just after
+    the commit. Each time: all ids cancelled with one event each, or none."""
+    size = LARGE_CANCEL_IDS if db_url.startswith("sqlite") else LARGE_CANCEL_IDS // 4
+    # (20,000 on SQLite as asked; 5,000 on the servers, where it takes 3-4 times longer)
+    ids = _paid_orders(cli, db_url, size)
     argv = ["cancel", *map(str, ids), "--format", "json"]
     rng = random.Random(7)
-    outcomes: Counter[str] = Counter()
+    outcomes: Counter[tuple[str, str]] = Counter()
     with probe(db_url) as side:
         # Time the transaction window on an uninterrupted run.
         app = _app_name()
         with children() as started:
             started.append(Child.ordercli(db_url, *argv, env={"PGAPPNAME": app}))
             run = started[0]
-            wait_until(lambda: _in_write_transaction(side, run, app), "the transaction", watch=run)
+            poll = _poll_s(side)
+            wait_until(
+                lambda: _in_write_transaction(side, run, app), "the transaction", watch=run,
+                poll_s=poll,
+            )  # fmt: skip
             opened_at = time.monotonic()
-            wait_until(lambda: not _in_write_transaction(side, run, app), "the commit")
+            wait_until(lambda: not _in_write_transaction(side, run, app), "the commit", poll_s=poll)
             window = time.monotonic() - opened_at
             finished = run.wait()
         assert finished.returncode == 0, finished.describe()
         assert _cancel_outcome(side, ids) == "all"
         _reset_to_paid(side)
 
-        for _ in range(3 * SCALE):
+        wal = Path(f"{side.path}-wal")
+        for how, fraction in _cancel_kill_moments(side.kind, rng):
             app = _app_name()
+            if how == "writing the WAL":
+                side.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                assert wal.stat().st_size == 0
             with children() as started:
                 cancel = Child.ordercli(db_url, *argv, env={"PGAPPNAME": app})
                 started.append(cancel)
@@ -319,20 +402,33 @@ def test_large_cancel_killed_at_random_moments_is_all_or_nothing(db_url, cli):
                     lambda c=cancel, a=app: _in_write_transaction(side, c, a),
                     "the cancel's write transaction",
                     watch=cancel,
+                    poll_s=poll,
                 )
-                kill_at = time.monotonic() + rng.uniform(0, window * 1.1)
-                while time.monotonic() < kill_at and cancel.running():
-                    time.sleep(0.001)
+                if how == "writing the WAL":
+                    wait_until(
+                        lambda: wal.stat().st_size > 0, "the WAL to be written", watch=cancel,
+                        poll_s=0,
+                    )  # fmt: skip
+                elif how == "after commit":
+                    wait_until(
+                        lambda c=cancel, a=app: not _in_write_transaction(side, c, a),
+                        "the commit",
+                        poll_s=min(poll, 0.0005),
+                    )
+                else:
+                    kill_at = time.monotonic() + fraction * window
+                    while time.monotonic() < kill_at and cancel.running():
+                        time.sleep(0.001)
                 cancel.kill()
-            if side.kind == "postgresql":
-                pid = inside[0]
-                wait_until(lambda p=pid: pg_pid_gone(side, p), "the killed session to end")
+            _wait_session_gone(side, inside)
             outcome = _cancel_outcome(side, ids)
-            outcomes[outcome] += 1
+            outcomes[how, outcome] += 1
+            if how == "after commit":
+                assert outcome == "all", "killed after its commit, the cancel is kept"
             _assert_consistent(db_url, events=None)
             if outcome == "all":
                 _reset_to_paid(side)
-    print(f"random cancel kills, window {window:.3f} s: {dict(outcomes)}")
+    print(f"cancel kills, window {window:.3f} s: {dict(outcomes)}")
 
 
 # --- 3. concurrent writers and readers -----------------------------------------------------
@@ -395,8 +491,14 @@ def test_concurrent_seeds_cancels_and_readers_all_succeed(db_url, cli):
             started.append(Child.ordercli(db_url, "cancel", *map(str, chosen), "--format", "json"))
         for _ in range(2):
             started.append(Child([sys.executable, "-c", READER, db_url, reader_rounds]))
-        results = [child.wait() for child in started]
+        results = wait_all(started)
     everything = "\n".join(r.describe() for r in results)
+    print(
+        "concurrent run: "
+        + ", ".join(
+            f"{r.args[3] if r.args[1] != '-c' else 'reader'} {r.seconds:.1f} s" for r in results
+        )
+    )
     assert [r.returncode for r in results] == [0] * len(results), everything
     for result in results:
         text = (result.stdout + result.stderr).lower()
@@ -430,45 +532,37 @@ def test_concurrent_seeds_cancels_and_readers_all_succeed(db_url, cli):
 # --- 4. the database goes away, refuses or fills up -----------------------------------------
 
 
-@pytest.fixture
-def restartable_postgres_url() -> Iterator[str]:
-    """Like conftest's postgres_url, but the database is dropped through a connection
-    opened afterwards: the fixture's own connection would not survive a restart."""
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        _missing(f"{POSTGRES_ENV} is not set")
-        raise AssertionError
-    import psycopg
-
-    name = f"ordercli_fault_{uuid.uuid4().hex[:12]}"
-    url = urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
-    with psycopg.connect(base, autocommit=True, connect_timeout=10) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url
-    finally:
-        cluster = local_cluster(base)
-        if cluster is not None:
-            cluster.ensure_running()
-        with psycopg.connect(base, autocommit=True, connect_timeout=10) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _seed_until_a_batch_commits(url: str, started: list[Child], env: Any = None) -> Child:
-    seed = Child.ordercli(url, "seed", "--count", "2000000", env=env)
+    # --customers: the default (250,000) would take seconds before the first order.
+    seed = Child.ordercli(url, "seed", "--count", "2000000", "--customers", "2000", env=env)
     started.append(seed)
     with probe(url) as side:
         wait_until(lambda: side.scalar("SELECT COUNT(*) FROM orders") > 0, "a batch", watch=seed)
     return seed
 
 
-def test_postgres_restart_during_seed_is_one_error_line(restartable_postgres_url, cli):
-    """`pg_ctlcluster restart` under a running seed, once a batch has committed."""
-    url = restartable_postgres_url
+def _drain_background_drops(request: pytest.FixtureRequest) -> None:
+    """Wait until conftest's background thread has dropped earlier tests' databases: a
+    restart would cut its connection mid-DROP. Its jobs run in order, so once a job put
+    now has run, every earlier one has finished."""
+    try:
+        dropper = request.getfixturevalue("dropper")
+    except pytest.FixtureLookupError:
+        return
+    done = threading.Event()
+    dropper.jobs.put(done.set)
+    assert done.wait(timeout=300), "earlier test databases are still being dropped"
+
+
+def test_postgres_restart_during_seed_is_one_error_line(postgres_url, cli, request):
+    """`pg_ctlcluster restart` under a running seed, once a batch has committed. The
+    server is started again in any case, even if the test fails."""
+    url = postgres_url
     cluster = local_cluster(url)
     if cluster is None:
         _missing("the PostgreSQL server is not a local pg_ctlcluster cluster")
         raise AssertionError
+    _drain_background_drops(request)
     cli(url, "migrate")
     batch = _batch_size(url)
     try:
@@ -480,6 +574,7 @@ def test_postgres_restart_during_seed_is_one_error_line(restartable_postgres_url
             result = seed.wait(timeout=60)
     finally:
         cluster.ensure_running()
+    print(f"restart: {result.seconds:.1f} s, {result.stderr.strip()}")
     assert_one_error_line(result)
     with probe(url) as side:
         assert side.scalar("SELECT COUNT(*) FROM orders") % batch == 0
@@ -487,20 +582,31 @@ def test_postgres_restart_during_seed_is_one_error_line(restartable_postgres_url
     _assert_usable_by_subprocess(url)
 
 
-def test_postgres_session_terminated_during_seed_is_one_error_line(postgres_url, cli):
-    """pg_terminate_backend on the seed's session (a failover or an admin kill)."""
+@pytest.mark.parametrize("server", ["postgres_url", "mysql_url"])
+def test_server_session_killed_during_seed_is_one_error_line(server, cli, request):
+    """The server ends the seed's session once a batch has committed (an admin's
+    pg_terminate_backend / KILL CONNECTION, a failover)."""
+    url = str(request.getfixturevalue(server))
     app = _app_name()
-    batch = _batch_size(postgres_url)
-    with children() as started, probe(postgres_url) as side:
-        seed = _seed_until_a_batch_commits(postgres_url, started, env={"PGAPPNAME": app})
-        pids = [s[0] for s in pg_sessions(side, app)]
-        assert pids, "the seed's session is visible"
-        side.execute(f"SELECT pg_terminate_backend({pids[0]})")
+    batch = _batch_size(url)
+    with children() as started, probe(url) as side:
+        seed = _seed_until_a_batch_commits(url, started, env={"PGAPPNAME": app})
+        if side.kind == "postgresql":
+            pids = [s[0] for s in pg_sessions(side, app)]
+            assert pids, "the seed's session is visible"
+            side.execute(f"SELECT pg_terminate_backend({pids[0]})")
+        else:
+            threads = [s[0] for s in mysql_sessions(side)]
+            assert threads, "the seed's session is visible"
+            for thread in threads:  # the seed's, and maybe a closing probe's
+                with contextlib.suppress(Exception):
+                    side.execute(f"KILL CONNECTION {thread}")
         result = seed.wait(timeout=60)
         assert side.scalar("SELECT COUNT(*) FROM orders") % batch == 0
+    print(f"session killed ({side.kind}): {result.stderr.strip()}")
     assert_one_error_line(result)
-    _assert_consistent(postgres_url, events=0)
-    _assert_usable(cli, postgres_url)
+    _assert_consistent(url, events=0)
+    _assert_usable(cli, url)
 
 
 @pytest.mark.parametrize("command", ["seed", "cancel"])
@@ -515,7 +621,7 @@ def test_postgres_lock_timeout_is_one_error_line_and_changes_nothing(postgres_ur
             "(SELECT COUNT(*) FROM order_event), "
             "(SELECT COUNT(*) FROM orders WHERE status = 'paid')"
         )
-        with locker.conn.transaction(), children() as started:
+        with locker.transaction(), children() as started:
             locker.execute("LOCK TABLE orders IN SHARE MODE")
             if command == "seed":
                 args = ["seed", "--count", "1000"]
@@ -529,6 +635,7 @@ def test_postgres_lock_timeout_is_one_error_line_and_changes_nothing(postgres_ur
             "(SELECT COUNT(*) FROM order_event), "
             "(SELECT COUNT(*) FROM orders WHERE status = 'paid')"
         )
+    print(f"lock timeout ({command}): {result.stderr.strip()}")
     line = assert_one_error_line(result)
     assert "lock" in line.lower(), line
     assert after == counts, "nothing was written"
@@ -585,6 +692,7 @@ def test_unreachable_postgres_is_one_error_line(postgres_url, cli, case, mention
             for args in (["seed", "--count", "10"], ["list", "--format", "json"]):
                 started.append(Child.ordercli(url, *args))
                 result = started[-1].wait(timeout=60)
+                print(f"{case} ({args[0]}): {result.stderr.strip()}")
                 line = assert_one_error_line(result)
                 assert mentions in line, line
                 assert SECRET not in result.stdout + result.stderr
@@ -594,42 +702,30 @@ def test_unreachable_postgres_is_one_error_line(postgres_url, cli, case, mention
     _assert_usable(cli, postgres_url)
 
 
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
-    """A directory other users can enter (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="ordercli-fault-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        for p in (path, *path.iterdir()):
-            p.chmod(0o755 if p.is_dir() else 0o644)
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def test_read_only_sqlite_database_is_one_error_line(shared_tmp, cli):
-    """The database file 0444 in a 0555 directory. Root ignores permissions, so when the
-    tests run as root the commands run as `nobody`."""
-    db = shared_tmp / "orders.db"
+def test_read_only_sqlite_database_is_one_error_line(tmp_path, cli):
+    """The database file and its directory cannot be written: permission bits (0444,
+    0555) for an ordinary user; as root, which ignores them, the immutable attribute."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    db = folder / "orders.db"
     url = f"sqlite:///{db}"
     assert cli(url, "seed", "--count", "300").exit_code == 0
-    demote = drop_privileges_fn()
-    if os.geteuid() == 0 and demote is None:
-        pytest.skip("running as root and there is no `nobody` user to run as")
-    db.chmod(0o444)
-    shared_tmp.chmod(0o555)
+    assert sorted(p.name for p in folder.iterdir()) == ["orders.db"], "no -wal/-shm left"
+    undo = make_read_only(db, folder)
+    if undo is None:
+        pytest.skip("running as root, and `chattr +i` is not available to stop root writing")
     try:
         with children() as started:
             for args in (["seed", "--count", "10"], ["cancel", "1"], ["list", "--limit", "3"]):
-                started.append(Child.ordercli(url, *args, preexec_fn=demote, cwd=shared_tmp))
+                started.append(Child.ordercli(url, *args, cwd=folder))
                 result = started[-1].wait(timeout=60)
+                print(f"read-only ({args[0]}): exit {result.returncode} {result.stderr.strip()}")
                 if args[0] == "list" and result.returncode == 0:
                     continue  # reading a read-only database may work; writing may not
                 line = assert_one_error_line(result)
-                assert "read" in line.lower(), line
+                assert "read" in line.lower() or "open" in line.lower(), line
     finally:
-        shared_tmp.chmod(0o755)
-        db.chmod(0o644)
+        undo()
     with probe(url) as side:
         assert side.scalar("SELECT COUNT(*) FROM orders") == 300
         assert side.scalar("SELECT COUNT(*) FROM orders WHERE status = 'cancelled'") == 0
@@ -648,7 +744,9 @@ def test_sqlite_path_that_cannot_be_created_is_one_error_line(path):
     """A database even root cannot create (a file in /proc), or in a missing directory."""
     with children() as started:
         started.append(Child.ordercli(f"sqlite:///{path}", "seed", "--count", "10"))
-        line = assert_one_error_line(started[0].wait(timeout=60))
+        result = started[0].wait(timeout=60)
+    print(f"{path}: {result.stderr.strip()}")
+    line = assert_one_error_line(result)
     assert "open" in line, line
     assert not Path(path).exists()
 
@@ -671,6 +769,7 @@ def test_sqlite_disk_full_during_seed_is_one_error_line(sqlite_url, cli):
             )
         )  # fmt: skip
         result = started[0].wait(timeout=120)
+    print(f"disk full: {result.stderr.strip()}")
     line = assert_one_error_line(result)
     with probe(sqlite_url) as side:
         assert (side.scalar("SELECT COUNT(*) FROM orders") - 500) % batch == 0
@@ -739,7 +838,13 @@ def test_every_command_works_through_pgbouncer(pgbouncer_url, postgres_url):
 
 def test_concurrent_writers_and_a_kill_through_pgbouncer(pgbouncer_url, postgres_url, cli):
     """Two seeds and two cancels at once share PgBouncer's server connections; then a
-    seed killed mid-write behind PgBouncer leaves whole batches only."""
+    seed killed mid-write behind PgBouncer leaves whole batches only.
+
+    psycopg prepares a statement on its 5th execution; PgBouncer before 1.21 may then
+    send it to a server connection that never saw it ("prepared statement "_pg3_1" does
+    not exist", or "... already exists"), hence `?prepare_threshold=none` in
+    ORDERCLI_TEST_PGBOUNCER_URL. (Four concurrent 60,000-order seeds without it: two of
+    them failed so; two seeds of 60,000 here did not, so this test does not prove it.)"""
     url = pgbouncer_url
     seeded = cli(postgres_url, "seed", "--count", "400")
     assert seeded.exit_code == 0
@@ -749,10 +854,11 @@ def test_concurrent_writers_and_a_kill_through_pgbouncer(pgbouncer_url, postgres
         )]  # fmt: skip
     with children() as started:
         for _ in range(2):
-            started.append(Child.ordercli(url, "seed", "--count", "20000", "--format", "json"))
+            count = str(20_000 * SCALE)
+            started.append(Child.ordercli(url, "seed", "--count", count, "--format", "json"))
         for chosen in (ids[:60], ids[40:]):
             started.append(Child.ordercli(url, "cancel", *map(str, chosen), "--format", "json"))
-        results = [child.wait() for child in started]
+        results = wait_all(started)
     everything = "\n".join(r.describe() for r in results)
     assert [r.returncode for r in results] == [0] * 4, everything
     _assert_consistent(postgres_url, events=len(ids))
