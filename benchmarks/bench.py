@@ -59,16 +59,13 @@ ALL_SECTIONS = (1, 2, 3, 4, 5, 6, 7)
 # nothing in it changes when ordercli's queries do; section 3 times ordercli's side).
 QUICK_SECTIONS = (1, 3, 4, 6, 7)
 STARTUP_REPS_MIN = 10
+RETRIES = 2  # a failed row (or dataset) is measured again at most this many times
 PG_INSERT_ROWS = 8192  # rows per multi-row INSERT in the PostgreSQL INSERT baseline
 PG_ITERSIZE = 2000  # rows per fetch of the raw server-side cursor (ordercli uses 2000 too)
 SEED_WINDOW = datetime.timedelta(days=365)  # ordercli's seed window (seeding.SEED_WINDOW)
-SQLITE_PRAGMAS = (  # the pragmas ordercli's SqliteBackend sets, in the same order
-    ("foreign_keys", "1"),
-    ("journal_mode", "wal"),
-    ("synchronous", "normal"),
-    ("busy_timeout", "30000"),
-    ("cache_size", "-65536"),
-)
+# The raw SQLite connections copy these settings from an ordercli connection (read back
+# at start-up, so they follow ordercli if its pragmas change).
+SQLITE_PRAGMAS = ("foreign_keys", "journal_mode", "synchronous", "busy_timeout", "cache_size")
 
 # The parent of every measured child: runs it alone, so RUSAGE_CHILDREN is its peak RSS.
 WRAPPER = """\
@@ -188,6 +185,11 @@ def median_times(trials: Mapping[str, Trial], reps: int, warmup: bool = True) ->
     return {label: Stats.of(runs) for label, runs in samples.items()}
 
 
+def value(row: Any, name: str) -> Any:
+    """A field of a row ordercli returned, be it a dict or a named tuple."""
+    return row[name] if isinstance(row, Mapping) else getattr(row, name)
+
+
 # --------------------------------------------------------------------------- formatting
 
 
@@ -222,6 +224,40 @@ class BenchError(RuntimeError):
     pass
 
 
+def short(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines() or [""]
+    return f"{type(exc).__name__}: {lines[0][:300]}"
+
+
+def retried(target: Target, label: str, work: Callable[..., Any], *args: Any) -> Any:
+    """`work(*args)`; if it fails, tried again (up to RETRIES more times) once the
+    database answers again.
+
+    On a shared machine a PostgreSQL server restarted by someone else (the test suite's
+    fault injection restarts the cluster) breaks whatever ran at that moment; such a run
+    says nothing about ordercli."""
+    for attempt in range(RETRIES):
+        try:
+            return work(*args)
+        except Exception as exc:  # any failure: wait for the database, then try again
+            log(f"{label} failed ({short(exc)}); attempt {attempt + 2} of {RETRIES + 1}")
+            target.wait_until_ready()
+    return work(*args)
+
+
+def add_rows(
+    table: Table, target: Target, label: str, build: Callable[..., list[list[str]]], *args: Any
+) -> None:
+    """Add the rows `build(*args)` measures; if it keeps failing, a note says so and the
+    section goes on to its other rows."""
+    try:
+        table.rows.extend(retried(target, label, build, *args))
+    except Exception as exc:  # report it, keep the rest of the run
+        log(f"{label} failed again: {short(exc)}")
+        traceback.print_exc()
+        table.notes.append(f"**{label} failed**: {short(exc)}")
+
+
 # --------------------------------------------------------------------------- child processes
 
 
@@ -247,15 +283,17 @@ def run_child(command: Sequence[str], stdout: str | Path = os.devnull) -> Measur
         env=child_env(),
         check=False,
     )
+    errors = wrapper.stderr.strip()
     try:
         report = json.loads(wrapper.stdout)
     except json.JSONDecodeError:
-        raise BenchError(f"measuring wrapper failed: {wrapper.stderr.strip()[-2000:]}") from None
+        log(errors)
+        raise BenchError(f"the measuring wrapper failed: {errors[-300:]}") from None
     if report["returncode"] != 0:
-        raise BenchError(
-            f"`{shlex.join(command)}` exited with {report['returncode']}: "
-            f"{wrapper.stderr.strip()[-2000:]}"
-        )
+        log(errors)
+        shown = " ".join(shlex.quote(arg) if len(arg) < 100 else "…" for arg in command)
+        last = errors.splitlines()[-1] if errors else ""
+        raise BenchError(f"`{shown}` exited with {report['returncode']}: {last}")
     return Measured(seconds=report["seconds"], rss_mb=report["maxrss_kb"] / 1024)
 
 
@@ -309,7 +347,14 @@ class Target:
 
     def drop_scratch(self) -> None:
         while self.scratch:
-            self.drop(self.scratch.pop())
+            name = self.scratch.pop()
+            try:
+                self.drop(name)
+            except Exception as exc:  # cleaning up must not hide what went before
+                log(f"could not drop {name}: {short(exc)}")
+
+    def wait_until_ready(self) -> None:
+        """Return once the database server accepts connections again."""
 
     def drop(self, db: str) -> None:
         raise NotImplementedError
@@ -337,6 +382,19 @@ class SqliteTarget(Target):
     def __init__(self, workdir: Path) -> None:
         super().__init__()
         self.workdir = workdir
+        self.pragmas = self.ordercli_pragmas()
+
+    def ordercli_pragmas(self) -> list[tuple[str, Any]]:
+        """The settings of an ordercli connection, for the raw connections to copy."""
+        url = self.migrated("bench_pragmas")
+        try:
+            with connect(url):
+                return [
+                    (name, database.obj.execute_sql(f"PRAGMA {name}").fetchone()[0])
+                    for name in SQLITE_PRAGMAS
+                ]
+        finally:
+            self.drop("bench_pragmas")
 
     def path(self, db: str) -> Path:
         return self.workdir / f"{db}.db"
@@ -363,8 +421,8 @@ class SqliteTarget(Target):
 
     def raw(self, url: str) -> sqlite3.Connection:
         conn = sqlite3.connect(self.export_target(url), isolation_level=None, timeout=30)
-        for name, value in SQLITE_PRAGMAS:
-            conn.execute(f"PRAGMA {name} = {value}")
+        for name, setting in self.pragmas:
+            conn.execute(f"PRAGMA {name} = {setting}")
         return conn
 
     def raw_loaders(self) -> dict[str, Loader]:
@@ -400,15 +458,41 @@ class PostgresTarget(Target):
         self.version = str(row[0]) if row else "?"
         self.has_template = False
 
+    def administer(self, sql: str) -> None:
+        """Run CREATE/DROP DATABASE, reconnecting if the server restarted meanwhile."""
+        import psycopg
+
+        try:
+            self.admin.execute(sql)
+        except psycopg.OperationalError:
+            self.wait_until_ready()
+            self.admin.execute(sql)
+
+    def wait_until_ready(self, timeout: float = 120) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(psycopg.Error):
+                self.admin.execute("SELECT 1")
+                return
+            with contextlib.suppress(psycopg.Error):
+                self.admin.close()
+                self.admin = psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5)
+                continue
+            if time.monotonic() > deadline:
+                raise BenchError(f"PostgreSQL did not come back within {timeout:.0f} s")
+            time.sleep(1)
+
     def url(self, db: str) -> str:
         return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{db}"))
 
     def drop(self, db: str) -> None:
-        self.admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        self.administer(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
     def create_empty(self, db: str, template: str = "template1") -> str:
         self.drop(db)
-        self.admin.execute(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
+        self.administer(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
         return self.url(db)
 
     def migrated(self, db: str) -> str:
@@ -625,25 +709,31 @@ def bench_seed(targets: Sequence[Target], sizes: Sequence[int], reps: int, workd
     for target in targets:
         for size in sizes:
             log(f"1. seed: {target.name}, {size:,} orders, {reps + 1} runs of each variant")
-            stats = median_times(seed_trials(target, size, workdir), reps)
-            rows = num(stats["`seed()` in-process"].rows)
-            for ours in ("`seed()` in-process", "`ordercli seed` command"):
-                for raw_label in target.raw_loaders():
-                    a, b = stats[ours], stats[raw_label]
-                    table.rows.append(
-                        [
-                            target.name,
-                            num(size),
-                            rows,
-                            ours,
-                            num(a.rows_per_second),
-                            raw_label,
-                            num(b.rows_per_second),
-                            ratio(a.rows_per_second / b.rows_per_second),
-                        ]
-                    )
-            target.drop_scratch()
+            try:
+                label = f"{target.name} {size:,}"
+                add_rows(table, target, label, seed_rows, target, size, reps, workdir)
+            finally:
+                target.drop_scratch()
     return table
+
+
+def seed_rows(target: Target, size: int, reps: int, workdir: Path) -> list[list[str]]:
+    stats = median_times(seed_trials(target, size, workdir), reps)
+    rows = num(stats["`seed()` in-process"].rows)
+    return [
+        [
+            target.name,
+            num(size),
+            rows,
+            ours,
+            num(stats[ours].rows_per_second),
+            raw,
+            num(stats[raw].rows_per_second),
+            ratio(stats[ours].rows_per_second / stats[raw].rows_per_second),
+        ]
+        for ours in ("`seed()` in-process", "`ordercli seed` command")
+        for raw in target.raw_loaders()
+    ]
 
 
 def seed_trials(target: Target, size: int, workdir: Path) -> dict[str, Trial]:
@@ -717,34 +807,48 @@ def large_seed_table(runs: Sequence[tuple[Target, int, Measured | str]]) -> Tabl
 def bench_summary(datasets: Sequence[Dataset], reps: int) -> Table:
     table = Table(
         "3. summary: top 50 customers by money spent",
-        ["backend", "orders", "ordercli ms", "raw ms", "ordercli/raw", "statements", "same rows"],
+        [
+            "backend",
+            "orders",
+            "ordercli ms",
+            "raw ms",
+            "ordercli/raw",
+            "statements",
+            "same SQL",
+            "same rows",
+        ],
     )
     table.notes.append(
         "`summarize_customers(limit=50)` in-process against the identical SQL and parameters "
         "(from `summary_query(limit=50)`) through the raw driver (execute + fetchall). "
-        "Statements counted with `playhouse.test_utils.count_queries()`; the contract says 1."
+        "Statements counted with `playhouse.test_utils.count_queries()` (the contract says 1); "
+        "same SQL: the statement ordercli ran is the one the raw driver runs."
     )
     for ds in datasets:
         log(f"3. summary: {ds.label}")
-        with connect(ds.url):
-            result = compare_read(
-                ds, lambda: summarize_customers(limit=50), summary_query(limit=50), reps
-            )
-        same = [(r["customer_id"], r["spent_cents"]) for r in result.ours_rows] == [
-            (row[0], int(row[5])) for row in result.raw_rows
-        ]
-        table.rows.append(
-            [
-                ds.target.name,
-                num(ds.orders),
-                ms(result.ours.ms),
-                ms(result.raw.ms),
-                ratio(result.ours.seconds / result.raw.seconds),
-                must_be_one(result.statements),
-                yes(same),
-            ]
-        )
+        add_rows(table, ds.target, ds.label, summary_rows, ds, reps)
     return table
+
+
+def summary_rows(ds: Dataset, reps: int) -> list[list[str]]:
+    with connect(ds.url):
+        result = compare_read(
+            ds, lambda: summarize_customers(limit=50), summary_query(limit=50), reps
+        )
+    ours = [(value(row, "customer_id"), value(row, "spent_cents")) for row in result.ours_rows]
+    same = ours == [(row[0], int(row[5])) for row in result.raw_rows]
+    return [
+        [
+            ds.target.name,
+            num(ds.orders),
+            ms(result.ours.ms),
+            ms(result.raw.ms),
+            ratio(result.ours.seconds / result.raw.seconds),
+            must_be_one(result.statements),
+            yes(result.same_sql),
+            yes(same),
+        ]
+    ]
 
 
 @dataclass(frozen=True)
@@ -752,6 +856,7 @@ class ReadComparison:
     ours: Stats
     raw: Stats
     statements: int  # what ordercli ran, counted by count_queries()
+    same_sql: bool  # ordercli ran exactly the SQL and parameters the raw driver runs
     ours_rows: list[Any]
     raw_rows: list[Any]
 
@@ -771,10 +876,14 @@ def compare_read(
     try:
         with count_queries() as counter:
             ours_rows = ours()
+        executed = [record.msg for record in counter.get_queries()]
+        same_sql = [(text, list(values)) for text, values in executed] == [(sql, params)]
         stats = median_times(
             {"ordercli": lambda _rep: timed(ours), "raw": lambda _rep: timed(raw)}, reps
         )
-        return ReadComparison(stats["ordercli"], stats["raw"], counter.count, ours_rows, raw())
+        return ReadComparison(
+            stats["ordercli"], stats["raw"], counter.count, same_sql, ours_rows, raw()
+        )
     finally:
         conn.close()
 
@@ -785,8 +894,9 @@ def compare_read(
 def rare_needle() -> str:
     """The local part of one customer's email (with its run tag): matches that customer only.
 
-    A customer from the middle of the id range who has paid orders, so the query has
-    something to find but must look through the whole table to find it."""
+    A customer from the middle of the id range who has paid orders, so that the query
+    finds a few rows: without an index on the email, a plan that walks the orders newest
+    first has to read all of them to find those few."""
     customers = Customer.select().count()
     paid = Order.select(Order.customer).where(Order.status == Status.PAID.value)
     row = (
@@ -817,22 +927,29 @@ def bench_list(datasets: Sequence[Dataset], reps: int) -> Table:
             "raw ms",
             "ordercli/raw",
             "statements",
+            "same SQL",
             "same ids",
         ],
     )
     table.notes.append(
         "`list(list_orders(statuses=[Status.PAID], email=needle, limit=50))` against the "
         "identical SQL of `list_query(...)` through the raw driver (execute + fetchall). The "
-        "common needle `user1` matches about one customer in nine, so the newest 50 paid "
-        "orders are found early; the rare one (the local part of one customer's email, run "
-        "tag included) matches a single customer and only a handful of orders."
+        "common needle `user1` matches about one customer in nine (the 50 rows are among the "
+        "newest few hundred orders); the rare one, the local part of one customer's email "
+        "with its run tag, matches a single customer and a handful of orders."
     )
     for ds in datasets:
-        with connect(ds.url):
-            for kind, needle in (("common", "user1"), ("rare", rare_needle())):
-                log(f"4. list: {ds.label}, {kind} needle {needle!r}")
-                table.rows.append(list_row(ds, kind, needle, reps))
+        log(f"4. list: {ds.label}")
+        add_rows(table, ds.target, ds.label, list_rows, ds, reps)
     return table
+
+
+def list_rows(ds: Dataset, reps: int) -> list[list[str]]:
+    with connect(ds.url):
+        return [
+            list_row(ds, kind, needle, reps)
+            for kind, needle in (("common", "user1"), ("rare", rare_needle()))
+        ]
 
 
 def list_row(ds: Dataset, kind: str, needle: str, reps: int) -> list[str]:
@@ -842,7 +959,7 @@ def list_row(ds: Dataset, kind: str, needle: str, reps: int) -> list[str]:
         list_query(statuses=[Status.PAID], email=needle, limit=50),
         reps,
     )
-    same = [row["id"] for row in result.ours_rows] == [row[0] for row in result.raw_rows]
+    same = [value(row, "id") for row in result.ours_rows] == [row[0] for row in result.raw_rows]
     return [
         ds.target.name,
         num(ds.orders),
@@ -853,6 +970,7 @@ def list_row(ds: Dataset, kind: str, needle: str, reps: int) -> list[str]:
         ms(result.raw.ms),
         ratio(result.ours.seconds / result.raw.seconds),
         must_be_one(result.statements),
+        yes(result.same_sql),
         yes(same),
     ]
 
@@ -882,7 +1000,8 @@ def naive_summary(limit: int = 50) -> list[tuple[int, int]]:
 
 def bench_n_plus_one(datasets: Sequence[Dataset], reps: int) -> Table:
     table = Table(
-        "5. summary before/after: naive N+1 through Peewee models vs ordercli's one SELECT",
+        "5. summary before/after: naive N+1 through Peewee models vs ordercli's one SELECT "
+        "(smallest dataset)",
         [
             "backend",
             "orders",
@@ -903,35 +1022,39 @@ def bench_n_plus_one(datasets: Sequence[Dataset], reps: int) -> Table:
     )
     for ds in datasets:
         log(f"5. N+1 summary: {ds.label}")
-        with connect(ds.url):
-            with count_queries() as naive_count:
-                naive = naive_summary(50)
-            with count_queries() as ours_count:
-                ours = summarize_customers(limit=50)
-            same = naive == [(row["customer_id"], row["spent_cents"]) for row in ours]
-            stats = median_times(
-                {
-                    "naive": lambda _rep: timed(lambda: naive_summary(50)),
-                    "ordercli": lambda _rep: timed(lambda: summarize_customers(limit=50)),
-                },
-                reps,
-                warmup=False,
-            )
-        a, b = stats["naive"], stats["ordercli"]
-        table.rows.append(
-            [
-                ds.target.name,
-                num(ds.orders),
-                num(ds.customers),
-                ms(a.ms),
-                num(naive_count.count),
-                ms(b.ms),
-                must_be_one(ours_count.count),
-                f"{a.seconds / b.seconds:,.0f}×",
-                yes(same),
-            ]
-        )
+        add_rows(table, ds.target, ds.label, n_plus_one_rows, ds, reps)
     return table
+
+
+def n_plus_one_rows(ds: Dataset, reps: int) -> list[list[str]]:
+    with connect(ds.url):
+        with count_queries() as naive_count:
+            naive = naive_summary(50)
+        with count_queries() as ours_count:
+            ours = summarize_customers(limit=50)
+        same = naive == [(value(r, "customer_id"), value(r, "spent_cents")) for r in ours]
+        stats = median_times(
+            {
+                "naive": lambda _rep: timed(lambda: naive_summary(50)),
+                "ordercli": lambda _rep: timed(lambda: summarize_customers(limit=50)),
+            },
+            reps,
+            warmup=False,  # the counting runs above were the warm-ups
+        )
+    a, b = stats["naive"], stats["ordercli"]
+    return [
+        [
+            ds.target.name,
+            num(ds.orders),
+            num(ds.customers),
+            ms(a.ms),
+            num(naive_count.count),
+            ms(b.ms),
+            must_be_one(ours_count.count),
+            f"{a.seconds / b.seconds:,.0f}×",
+            yes(same),
+        ]
+    ]
 
 
 # --------------------------------------------------------------------------- 6. export
@@ -950,7 +1073,7 @@ EXPORT_COLUMNS = (
 
 def bench_export(datasets: Sequence[Dataset], reps: int, workdir: Path) -> Table:
     table = Table(
-        "6. export: every order as CSV to /dev/null",
+        "6. export: every order as CSV to /dev/null (largest dataset)",
         [
             "backend",
             "orders",
@@ -973,11 +1096,11 @@ def bench_export(datasets: Sequence[Dataset], reps: int, workdir: Path) -> Table
     )
     for ds in datasets:
         log(f"6. export: {ds.label}")
-        table.rows.append(export_row(ds, reps, workdir))
+        add_rows(table, ds.target, ds.label, export_rows, ds, reps, workdir)
     return table
 
 
-def export_row(ds: Dataset, reps: int, workdir: Path) -> list[str]:
+def export_rows(ds: Dataset, reps: int, workdir: Path) -> list[list[str]]:
     with connect(ds.url):
         sql, params = compile_sql(list_query(limit=0))
     spec = workdir / f"export-{ds.target.name}.json"
@@ -987,7 +1110,7 @@ def export_row(ds: Dataset, reps: int, workdir: Path) -> list[str]:
                 "sql": sql,
                 "params": params,
                 "columns": EXPORT_COLUMNS,
-                "pragmas": SQLITE_PRAGMAS,
+                "pragmas": getattr(ds.target, "pragmas", []),
                 "itersize": PG_ITERSIZE,
             }
         )
@@ -1006,16 +1129,18 @@ def export_row(ds: Dataset, reps: int, workdir: Path) -> list[str]:
         spec.unlink()
     a, b = stats["ordercli"], stats["raw"]
     return [
-        ds.target.name,
-        num(ds.orders),
-        f"{a.seconds:.2f}",
-        num(a.rows_per_second),
-        f"{a.rss_mb:.0f}",
-        f"{b.seconds:.2f}",
-        num(b.rows_per_second),
-        f"{b.rss_mb:.0f}",
-        ratio(a.seconds / b.seconds),
-        ratio(a.rss_mb / b.rss_mb),
+        [
+            ds.target.name,
+            num(ds.orders),
+            f"{a.seconds:.2f}",
+            num(a.rows_per_second),
+            f"{a.rss_mb:.0f}",
+            f"{b.seconds:.2f}",
+            num(b.rows_per_second),
+            f"{b.rss_mb:.0f}",
+            ratio(a.seconds / b.seconds),
+            ratio(a.rss_mb / b.rss_mb),
+        ]
     ]
 
 
@@ -1168,12 +1293,12 @@ def csv_list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
     return parse
 
 
-def run(args: argparse.Namespace, targets: Sequence[Target]) -> list[Table]:
+def run(args: argparse.Namespace, targets: Sequence[Target], tables: list[Table]) -> None:
+    """Run the chosen sections, appending each one's table to `tables` as it completes."""
     workdir: Path = args.workdir
     sizes: list[int] = args.sizes
     reps: int = args.reps
     sections: frozenset[int] = args.sections
-    tables: list[Table] = []
 
     seed_sizes = [size for size in sizes if size <= SEED_SECTION_MAX]
     if args.quick:
@@ -1196,23 +1321,27 @@ def run(args: argparse.Namespace, targets: Sequence[Target]) -> list[Table]:
             is_large = size > SMALL_SIZES_MAX
             timing = "one timed run, section 2" if is_large else "not timed"
             log(f"dataset: {target.name}, ordercli seed --count {size:,} --seed 1 ({timing})")
+            label = f"dataset {target.name} {size:,}"
             try:
-                built = build_dataset(target, size, workdir)
-            except BenchError as exc:
-                log(f"dataset {target.name} {size:,} failed: {exc}")
+                built = retried(target, label, build_dataset, target, size, workdir)
+                dataset = retried(target, label, open_dataset, target, size)
+            except Exception as exc:  # no dataset: the read sections do without it
+                log(f"{label} failed again: {short(exc)}")
                 if is_large:
-                    large.append((target, size, str(exc)))
+                    large.append((target, size, short(exc)))
                 continue
             if is_large:
                 large.append((target, size, built))
-            datasets.append(open_dataset(target, size))
+            datasets.append(dataset)
     if 2 in sections and large:
         tables.append(large_seed_table(large))
     if not datasets:
-        return tables
+        return
 
-    smallest = [ds for ds in datasets if ds.size == min(d.size for d in datasets)]
-    largest = [ds for ds in datasets if ds.size == max(d.size for d in datasets)]
+    # Per backend: a backend whose large seed failed still gets its largest dataset.
+    by_target = [[ds for ds in datasets if ds.target is t] for t in targets]
+    smallest = [min(group, key=lambda ds: ds.size) for group in by_target if group]
+    largest = [max(group, key=lambda ds: ds.size) for group in by_target if group]
     sqlite_smallest = [ds for ds in smallest if isinstance(ds.target, SqliteTarget)]
     if 3 in sections:
         tables.append(run_section("3. summary", lambda: bench_summary(datasets, reps)))
@@ -1224,19 +1353,20 @@ def run(args: argparse.Namespace, targets: Sequence[Target]) -> list[Table]:
         tables.append(run_section("6. export", lambda: bench_export(largest, reps, workdir)))
     if 7 in sections and sqlite_smallest:
         tables.append(run_section("7. start-up", lambda: bench_startup(sqlite_smallest[0], reps)))
-    return tables
 
 
 def clean_up(targets: Sequence[Target], sizes: Sequence[int], keep: bool, workdir: Path) -> None:
     for target in targets:
-        with contextlib.suppress(Exception):
-            target.drop_scratch()
-            names = [PostgresTarget.template]
-            if not keep:
-                names += [dataset_db(size) for size in sizes]
-            for name in names:
+        target.drop_scratch()
+        names = [PostgresTarget.template]
+        if not keep:
+            names += [dataset_db(size) for size in sizes]
+        for name in names:
+            try:
                 target.drop(name)
-            target.close()
+            except Exception as exc:  # report it, clean up the rest
+                log(f"could not drop {name}: {short(exc)}")
+        target.close()
     for leftover in ("seed.json", "seed-output.json"):
         (workdir / leftover).unlink(missing_ok=True)
 
@@ -1251,8 +1381,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log(f"backends {', '.join(t.name for t in targets)}; sizes {args.sizes}; reps {args.reps}")
     head = header(targets)
+    tables: list[Table] = []
     try:
-        tables = run(args, targets)
+        run(args, targets, tables)
+    except Exception as exc:  # still report what was measured before it
+        log(f"the benchmark stopped: {short(exc)}")
+        traceback.print_exc()
+        notes.append(f"**The benchmark stopped early**: {short(exc)}")
     finally:
         clean_up(targets, args.sizes, args.keep, args.workdir)
     elapsed = time.perf_counter() - _started

@@ -107,8 +107,11 @@ class BulkInsert:
         for size in self.statement_sizes(len(rows)):
             params = list(itertools.chain.from_iterable(rows[start : start + size]))
             cursor = backend().execute_repeated(database.obj, self.sql(size), params)
-            if self.returning:
-                returned.extend(cursor.fetchall())
+            try:
+                if self.returning:
+                    returned.extend(cursor.fetchall())
+            finally:
+                cursor.close()  # psycopg keeps the query and its parameters until then
             start += size
         returned.sort()
         return returned
