@@ -150,6 +150,10 @@ class Backend:
     def check_returning(self, db: peewee.Database) -> None:
         """Refuse early if INSERT ... RETURNING (needed by seed) is missing."""
 
+    def after_bulk_load(self, db: peewee.Database) -> None:
+        """Leave freshly loaded tables ready to query (planner statistics)."""
+        db.execute_sql("ANALYZE")
+
     def driver_errors(self) -> tuple[type[Exception], ...]:
         """The driver's own exception classes (for what Peewee leaves unwrapped)."""
         raise NotImplementedError
@@ -310,6 +314,11 @@ class PostgresBackend(Backend):
             return iter(db.execute(query))
         return self._server_side(db, query)
 
+    def after_bulk_load(self, db: peewee.Database) -> None:
+        # VACUUM sets the visibility map, without which summary's covering index cannot
+        # be scanned index-only (1M orders: 1.2 s before, 0.32 s after).
+        db.execute_sql("VACUUM (ANALYZE) customer, orders, order_item")
+
     def driver_errors(self) -> tuple[type[Exception], ...]:
         import psycopg
 
@@ -394,6 +403,9 @@ class MySQLBackend(Backend):
         # between concurrent cancels (which are retried anyway, see is_transient).
         params.setdefault("init_command", "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         return peewee.MySQLDatabase(self.url.database, charset="utf8mb4", **params)
+
+    def after_bulk_load(self, db: peewee.Database) -> None:
+        db.execute_sql("ANALYZE TABLE customer, orders, order_item").fetchall()
 
     def driver_errors(self) -> tuple[type[Exception], ...]:
         import pymysql

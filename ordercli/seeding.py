@@ -194,6 +194,7 @@ def seed(
         items_done += items_written
         if progress is not None:
             progress(orders_done)
+    backend().after_bulk_load(database.obj)
     return SeedResult(
         customers=len(customer_ids),
         orders=orders_done,
