@@ -8,6 +8,7 @@ budget or a piece of DDL. A new engine is a new subclass registered in `SCHEMES`
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import logging
 import re
@@ -282,6 +283,7 @@ class PostgresBackend(Backend):
     advisory_lock_key = 0x6F72646572636C69  # "ordercli"
 
     def create_database(self) -> peewee.Database:
+        _require_driver("psycopg", "postgres", "PostgreSQL")
         from playhouse.postgres_ext import PostgresqlExtDatabase
 
         params = dict(self.url.connect_params)
@@ -393,6 +395,7 @@ class MySQLBackend(Backend):
     lock_timeout_s = 60
 
     def create_database(self) -> peewee.Database:
+        _require_driver("pymysql", "mysql", "MySQL/MariaDB")
         params = dict(self.url.connect_params)
         params.setdefault("connect_timeout", 10)
         # READ COMMITTED, as on PostgreSQL: no gap locks, far fewer InnoDB deadlocks
@@ -461,6 +464,12 @@ class MySQLBackend(Backend):
                 f"seed needs INSERT ... RETURNING, which MySQL {version} lacks; "
                 "use MariaDB 10.5 or newer, PostgreSQL or SQLite"
             )
+
+
+def _require_driver(module: str, extra: str, engine: str) -> None:
+    """Name the missing extra instead of Peewee's "psycopg2 postgres driver not found"."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{engine} needs the {module} driver: pip install 'ordercli[{extra}]'")
 
 
 def _driver_error(exc: BaseException) -> BaseException:

@@ -396,3 +396,28 @@ def test_password_never_appears_when_the_connection_works(postgres_url, cli):
         seen_sql = seen_sql or bool(result.sql)
     assert seen_sql, "--echo-sql printed statements"
     assert [r.exit_code for r in runs] == [0] * len(runs), [describe(r) for r in runs]
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "extra"),
+    [
+        ("postgresql://root@127.0.0.1/x", "psycopg", "postgres"),
+        ("mysql://root@127.0.0.1/x", "pymysql", "mysql"),
+    ],
+)
+def test_a_missing_driver_names_the_extra_to_install(cli, monkeypatch, url, module, extra):
+    """`pip install .` without the extra: say what to install, not Peewee's driver guess."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == module else real_find_spec(name, *args),
+    )
+    result = cli(url, "list")
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {'PostgreSQL' if extra == 'postgres' else 'MySQL/MariaDB'} needs the "
+        f"{module} driver: pip install 'ordercli[{extra}]'"
+    ]
