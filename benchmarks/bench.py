@@ -1,8 +1,9 @@
-"""Benchmark ordercli against the raw database drivers, on SQLite and PostgreSQL.
+"""Benchmark ordercli against the raw database drivers, on SQLite, PostgreSQL and MySQL.
 
-    python benchmarks/bench.py [--quick] [--backends sqlite,postgresql]
+    python benchmarks/bench.py [--quick] [--backends sqlite,postgresql,mysql]
         [--sizes 10000,100000,1000000] [--reps 5] [--sections 1,2,3,4,5,6,7] [--keep]
-        [--pg-url postgresql://root@127.0.0.1/postgres] [--workdir /tmp/ordercli-bench]
+        [--pg-url postgresql://root@127.0.0.1/postgres]
+        [--mysql-url mysql://root@127.0.0.1:3306/] [--workdir /tmp/ordercli-bench]
 
 Progress goes to stderr; one Markdown report goes to stdout at the end. Every timing is
 the median of `--reps` repetitions after one warm-up run, and the runs that a table
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import peewee
 from playhouse.test_utils import count_queries
@@ -93,6 +94,13 @@ if backend == "sqlite":
     for name, value in spec["pragmas"]:
         conn.execute(f"PRAGMA {name} = {value}")
     writer.writerows(conn.execute(spec["sql"], spec["params"]))
+    conn.close()
+elif backend == "mysql":
+    import pymysql, pymysql.cursors
+    conn = pymysql.connect(**spec["connect"], autocommit=True)
+    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+        cursor.execute(spec["sql"], spec["params"])
+        writer.writerows(cursor)
     conn.close()
 else:
     import psycopg
@@ -363,6 +371,14 @@ class Target:
         """A raw driver connection set up like ordercli's (autocommit, same pragmas)."""
         raise NotImplementedError
 
+    def fetchall(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run `sql` on a `raw()` connection and fetch every row (the read baseline)."""
+        return list(conn.execute(sql, params).fetchall())
+
+    def export_spec(self, url: str) -> dict[str, Any]:
+        """Extra settings the raw export child needs (see RAW_EXPORT)."""
+        return {}
+
     def raw_loaders(self) -> dict[str, Loader]:
         """The raw-driver seed baselines: {label: loader}."""
         raise NotImplementedError
@@ -427,6 +443,9 @@ class SqliteTarget(Target):
 
     def raw_loaders(self) -> dict[str, Loader]:
         return {"sqlite3 executemany, 1 transaction": self.load_executemany}
+
+    def export_spec(self, url: str) -> dict[str, Any]:
+        return {"pragmas": self.pragmas}
 
     def load_executemany(self, url: str, rows: SeedRows) -> float:
         conn = self.raw(url)
@@ -562,6 +581,126 @@ class PostgresTarget(Target):
         self.admin.close()
 
 
+class MySqlTarget(Target):
+    """MariaDB (or MySQL) through PyMySQL, the driver ordercli uses."""
+
+    name = "mysql"
+    # ordercli's connections run this too (MySQLBackend.create_database).
+    init_command = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+    def __init__(self, admin_url: str) -> None:
+        import pymysql
+
+        super().__init__()
+        self.admin_url = admin_url
+        self.server = self.connect_params(admin_url)
+        self.server.pop("database", None)
+        self.admin = pymysql.connect(**self.server, autocommit=True, connect_timeout=5)
+        with self.admin.cursor() as cursor:
+            cursor.execute("SELECT VERSION()")
+            row = cursor.fetchone()
+        self.version = str(row[0]) if row else "?"
+
+    @staticmethod
+    def connect_params(url: str) -> dict[str, Any]:
+        """PyMySQL's connect() arguments for a mysql:// URL (user, password, host, port, db)."""
+        parts = urlsplit(url)
+        params: dict[str, Any] = {"host": parts.hostname or "127.0.0.1", "charset": "utf8mb4"}
+        if parts.port:
+            params["port"] = parts.port
+        if parts.username:
+            params["user"] = unquote(parts.username)
+        if parts.password:
+            params["password"] = unquote(parts.password)
+        if parts.path.strip("/"):
+            params["database"] = unquote(parts.path.strip("/"))
+        return params
+
+    def administer(self, sql: str) -> None:
+        """Run CREATE/DROP DATABASE, reconnecting if the server restarted meanwhile."""
+        import pymysql
+
+        try:
+            with self.admin.cursor() as cursor:
+                cursor.execute(sql)
+        except pymysql.err.OperationalError:
+            self.wait_until_ready()
+            with self.admin.cursor() as cursor:
+                cursor.execute(sql)
+
+    def wait_until_ready(self, timeout: float = 120) -> None:
+        import pymysql
+
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(pymysql.err.Error):
+                self.admin.ping(reconnect=True)
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"MySQL did not come back within {timeout:.0f} s")
+            time.sleep(1)
+
+    def url(self, db: str) -> str:
+        return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{db}"))
+
+    def drop(self, db: str) -> None:
+        self.administer(f"DROP DATABASE IF EXISTS `{db}`")
+
+    def create_empty(self, db: str) -> str:
+        self.drop(db)
+        self.administer(f"CREATE DATABASE `{db}`")
+        return self.url(db)
+
+    def migrated(self, db: str) -> str:
+        # No template databases on MySQL: ordercli migrates each new database.
+        url = self.create_empty(db)
+        with connect(url):
+            pass
+        return url
+
+    def export_target(self, url: str) -> str:
+        return url
+
+    def export_spec(self, url: str) -> dict[str, Any]:
+        return {"connect": {**self.connect_params(url), "init_command": self.init_command}}
+
+    def raw(self, url: str) -> Any:
+        import pymysql
+
+        return pymysql.connect(
+            **self.connect_params(url), autocommit=True, init_command=self.init_command
+        )
+
+    def fetchall(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+    def raw_loaders(self) -> dict[str, Loader]:
+        return {"PyMySQL executemany (multi-row INSERT), 1 transaction": self.load_executemany}
+
+    def load_executemany(self, url: str, rows: SeedRows) -> float:
+        """`cursor.executemany("INSERT … VALUES (%s, …)", rows)`: PyMySQL rewrites it into
+        multi-row INSERTs of up to `Cursor.max_stmt_length` (1,024,000) bytes each."""
+        conn = self.raw(url)
+        try:
+            started = time.perf_counter()
+            conn.begin()
+            with conn.cursor() as cursor:
+                for table, columns, values in rows.tables():
+                    marks = ", ".join("%s" for _ in columns)
+                    cursor.executemany(
+                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values
+                    )
+            conn.commit()
+            return time.perf_counter() - started
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.admin.close()
+
+
 def insert_sql(table: str, columns: Sequence[str], rows: int) -> str:
     """INSERT INTO table (columns) VALUES ($1, $2, …), (…): `rows` rows, numbered params."""
     width = len(columns)
@@ -573,7 +712,7 @@ def insert_sql(table: str, columns: Sequence[str], rows: int) -> str:
 
 
 def open_targets(
-    backends: Sequence[str], pg_url: str, workdir: Path
+    backends: Sequence[str], pg_url: str, workdir: Path, mysql_url: str
 ) -> tuple[list[Target], list[str]]:
     """The requested backends that can be used, and a note for each one that cannot."""
     targets: list[Target] = []
@@ -581,6 +720,15 @@ def open_targets(
     for name in backends:
         if name == "sqlite":
             targets.append(SqliteTarget(workdir))
+            continue
+        if name == "mysql":
+            try:
+                targets.append(MySqlTarget(mysql_url))
+            except ImportError:
+                notes.append("**MySQL skipped**: PyMySQL is not installed (`ordercli[mysql]`).")
+            except Exception as exc:  # unreachable server, bad URL, refused login: skip it
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                notes.append(f"**MySQL skipped**: cannot connect to `{mysql_url}`: {first_line}")
             continue
         try:
             targets.append(PostgresTarget(pg_url))
@@ -871,7 +1019,7 @@ def compare_read(
     conn = ds.target.raw(ds.url)
 
     def raw() -> list[Any]:
-        return list(conn.execute(sql, params).fetchall())
+        return ds.target.fetchall(conn, sql, params)
 
     try:
         with count_queries() as counter:
@@ -1091,7 +1239,8 @@ def bench_export(datasets: Sequence[Dataset], reps: int, workdir: Path) -> Table
         "ordercli: `ordercli --db URL list --limit 0 --format csv > /dev/null`. Raw: a child "
         "Python that runs the identical SQL (`list_query(limit=0)`) through the driver and "
         "writes the rows with `csv.writer` to /dev/null; SQLite iterates the cursor, "
-        f"PostgreSQL uses a server-side cursor in a transaction (itersize {PG_ITERSIZE:,}). "
+        f"PostgreSQL uses a server-side cursor in a transaction (itersize {PG_ITERSIZE:,}), "
+        "MySQL an unbuffered PyMySQL `SSCursor`. "
         "Both are whole processes, timed and measured (maxrss) from a wrapper process."
     )
     for ds in datasets:
@@ -1110,8 +1259,9 @@ def export_rows(ds: Dataset, reps: int, workdir: Path) -> list[list[str]]:
                 "sql": sql,
                 "params": params,
                 "columns": EXPORT_COLUMNS,
-                "pragmas": getattr(ds.target, "pragmas", []),
+                "pragmas": [],
                 "itersize": PG_ITERSIZE,
+                **ds.target.export_spec(ds.url),
             }
         )
     )
@@ -1211,6 +1361,13 @@ def header(targets: Sequence[Target]) -> str:
     except ImportError:
         psycopg_version = "not installed"
     postgres = next((t.version for t in targets if isinstance(t, PostgresTarget)), "not used")
+    mysql = next((t.version for t in targets if isinstance(t, MySqlTarget)), "not used")
+    try:
+        import pymysql
+
+        pymysql_version = pymysql.__version__
+    except ImportError:
+        pymysql_version = "not installed"
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     facts = [
         now,
@@ -1219,8 +1376,10 @@ def header(targets: Sequence[Target]) -> str:
         f"Python {platform.python_version()}",
         f"SQLite {sqlite3.sqlite_version}",
         f"PostgreSQL {postgres}",
+        f"MySQL {mysql}",
         f"peewee {peewee.__version__}",
         f"psycopg {psycopg_version}",
+        f"PyMySQL {pymysql_version}",
         f"ordercli {ordercli_revision()}",
         "load average {:.1f} {:.1f} {:.1f} at start".format(*os.getloadavg()),
         f"command `{shlex.join(getattr(sys, 'orig_argv', sys.argv))}`",
@@ -1245,7 +1404,7 @@ def run_section(name: str, build: Callable[[], Table]) -> Table:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Benchmark ordercli against the raw SQLite and PostgreSQL drivers.",
+        description="Benchmark ordercli against the raw SQLite, PostgreSQL and MySQL drivers.",
         epilog="Progress goes to stderr, the Markdown report to stdout.",
     )
     parser.add_argument(
@@ -1263,6 +1422,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="10000,100000,1000000", type=csv_list(int))
     parser.add_argument("--reps", default=5, type=int, help="measured runs per timing (≥ 5)")
     parser.add_argument("--pg-url", default="postgresql://root@127.0.0.1/postgres")
+    parser.add_argument(
+        "--mysql-url",
+        default="mysql://root@127.0.0.1:3306/",
+        help="a MySQL/MariaDB server where the user may CREATE DATABASE (the path is ignored)",
+    )
     parser.add_argument("--workdir", default="/tmp/ordercli-bench", type=Path)
     parser.add_argument(
         "--keep", action="store_true", help="keep the dataset databases (bench_<size>)"
@@ -1270,9 +1434,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.reps < 5:
         parser.error("--reps must be at least 5")
-    unknown = set(args.backends) - {"sqlite", "postgresql"}
+    unknown = set(args.backends) - {"sqlite", "postgresql", "mysql"}
     if unknown:
-        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}; use sqlite,postgresql")
+        parser.error(
+            f"unknown backend(s): {', '.join(sorted(unknown))}; use sqlite,postgresql,mysql"
+        )
     if any(size < 8 for size in args.sizes):
         parser.error("every size must be at least 8 orders")
     args.sizes = sorted(set(args.sizes))
@@ -1353,12 +1519,16 @@ def run(args: argparse.Namespace, targets: Sequence[Target], tables: list[Table]
         tables.append(run_section("6. export", lambda: bench_export(largest, reps, workdir)))
     if 7 in sections and sqlite_smallest:
         tables.append(run_section("7. start-up", lambda: bench_startup(sqlite_smallest[0], reps)))
+    elif 7 in sections:
+        skipped = Table("7. start-up: whole-process wall time (SQLite)", [])
+        skipped.notes.append("Not run: it needs the SQLite backend (`--backends sqlite,…`).")
+        tables.append(skipped)
 
 
 def clean_up(targets: Sequence[Target], sizes: Sequence[int], keep: bool, workdir: Path) -> None:
     for target in targets:
         target.drop_scratch()
-        names = [PostgresTarget.template]
+        names = [PostgresTarget.template] if isinstance(target, PostgresTarget) else []
         if not keep:
             names += [dataset_db(size) for size in sizes]
         for name in names:
@@ -1374,7 +1544,7 @@ def clean_up(targets: Sequence[Target], sizes: Sequence[int], keep: bool, workdi
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    targets, notes = open_targets(args.backends, args.pg_url, args.workdir)
+    targets, notes = open_targets(args.backends, args.pg_url, args.workdir, args.mysql_url)
     if not targets:
         plain = " ".join(note.replace("**", "") for note in notes)
         print(f"Error: no usable backend. {plain}", file=sys.stderr)
