@@ -93,12 +93,10 @@ class BulkInsert:
     def statement_sizes(self, rows: int) -> Iterator[int]:
         full, remainder = divmod(rows, self.rows_per_statement)
         yield from itertools.repeat(self.rows_per_statement, full)
-        bit = 1 << max(remainder.bit_length() - 1, 0)
         while remainder:
-            if remainder & bit:
-                yield bit
-                remainder -= bit
-            bit >>= 1
+            size = largest_power_of_two(remainder)
+            yield size
+            remainder -= size
 
     def execute(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Insert `rows`; with `returning`, the returned rows sorted (by id, if first)."""

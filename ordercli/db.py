@@ -10,7 +10,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import peewee
 
@@ -139,11 +139,6 @@ def _original_error(exc: BaseException, chosen: Backend) -> BaseException:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0].strip()
-
-
-def write_transaction() -> Any:
-    """A transaction in which rows read are protected from concurrent writers."""
-    return backend().write_transaction(database.obj)
 
 
 def retrying(work: Callable[[], T], attempts: int = 6) -> T:

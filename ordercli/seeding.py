@@ -20,7 +20,7 @@ from typing import Any
 import peewee
 from peewee import chunked
 
-from ordercli.bulk import BulkInsert, largest_power_of_two
+from ordercli.bulk import BulkInsert
 from ordercli.db import backend, database, retrying
 from ordercli.models import Customer, Order, OrderItem, Status, utcnow
 
@@ -162,8 +162,11 @@ def orders_per_transaction() -> int:
 
     Measured at 100k orders on SQLite: 177k rows/s with 1,024 orders per transaction,
     224k with 4,096, 245k with 16,384 — fewer commits mean fewer WAL checkpoints."""
-    budget = backend().max_bind_params(database.obj)
-    return largest_power_of_two(budget // len(ORDER_FIELDS))
+    return _insert_orders().rows_per_statement
+
+
+def _insert_orders() -> BulkInsert:
+    return BulkInsert(Order, ORDER_FIELDS, returning=[Order.id])
 
 
 def seed(
@@ -182,11 +185,13 @@ def seed(
     customer_ids = _insert_customers(rng, customer_count, now - SEED_WINDOW)
     customer_ids.sort()
 
-    insert_orders = BulkInsert(Order, ORDER_FIELDS, returning=[Order.id])
+    insert_orders = _insert_orders()
     insert_items = BulkInsert(OrderItem, ITEM_FIELDS)
-    orders_per_batch = orders_per_transaction()
     orders_done = items_done = 0
-    for batch in chunked(_generate_orders(rng, customer_ids, count, now), orders_per_batch):
+    batches = chunked(
+        _generate_orders(rng, customer_ids, count, now), insert_orders.rows_per_statement
+    )
+    for batch in batches:
         items_written = retrying(
             functools.partial(_write_batch, batch, insert_orders, insert_items)
         )
