@@ -1431,6 +1431,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the dataset databases (bench_<size>)"
     )
+    parser.add_argument(
+        "--scale",
+        type=csv_list(int),
+        metavar="SIZES",
+        help="instead: the scaling curve (benchmarks/scale.py) at these sizes, e.g. "
+        "1000000,3000000,10000000; writes docs/scale.json and docs/scale.png",
+    )
     args = parser.parse_args(argv)
     if args.reps < 5:
         parser.error("--reps must be at least 5")
@@ -1543,6 +1550,19 @@ def clean_up(targets: Sequence[Target], sizes: Sequence[int], keep: bool, workdi
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.scale:
+        import scale  # beside this file; it imports this module for its helpers
+
+        return scale.main(
+            [
+                *("--sizes", ",".join(map(str, args.scale))),
+                *("--backends", ",".join(args.backends), "--reps", str(args.reps)),
+                *("--pg-url", args.pg_url, "--mysql-url", args.mysql_url),
+                *("--json", str(REPO / "docs" / "scale.json")),
+                *("--chart", str(REPO / "docs" / "scale.png")),
+                *(["--keep"] if args.keep else []),
+            ]
+        )
     args.workdir.mkdir(parents=True, exist_ok=True)
     targets, notes = open_targets(args.backends, args.pg_url, args.workdir, args.mysql_url)
     if not targets:
