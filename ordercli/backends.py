@@ -105,6 +105,8 @@ class Backend:
     name: ClassVar[str]
     # DDL fragments used by the migrations (see migrations.py).
     ddl: ClassVar[dict[str, str]]
+    # How `list` joins customers to orders when nothing filters the customers.
+    newest_orders_join: ClassVar[str] = peewee.JOIN.INNER
 
     def __init__(self, url: DatabaseUrl) -> None:
         self.url = url
@@ -377,6 +379,10 @@ class MySQLBackend(Backend):
     """
 
     name = "mysql"
+    # Without it MariaDB starts `list` from `customer` (the covering summary index makes
+    # the join look cheap) and sorts every order to find the newest 50: 1.1 s at 200k
+    # orders, linear. STRAIGHT_JOIN keeps orders first: a backward walk of the primary key.
+    newest_orders_join = "STRAIGHT_JOIN"
     ddl = {
         "pk": "BIGINT AUTO_INCREMENT PRIMARY KEY",
         "fk": "BIGINT",
