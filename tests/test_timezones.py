@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import add_customer, add_order, describe, opened, run_script
+from helpers import add_customer, add_order, describe, opened, pg_connect, run_script
 
 UTC = datetime.UTC
 KOLKATA_ZONE = "Asia/Kolkata"
@@ -120,9 +120,10 @@ def raw_connection(url: str, zone: str = "UTC") -> Iterator[Any]:
         finally:
             conn.close()
         return
-    import psycopg
-
-    with psycopg.connect(url, options=f"-c TimeZone={zone}") as conn:
+    # One transaction (committed at the end), its TimeZone set for it alone: PgBouncer
+    # ignores `options=-c TimeZone=...`, and a session SET would outlive this client there.
+    with pg_connect(url) as conn:
+        conn.execute("SELECT set_config('TimeZone', %s, true)", (zone,))
         assert conn.execute("SHOW TimeZone").fetchone()[0] == zone
         yield conn
 
@@ -238,9 +239,7 @@ def test_libpq_takes_the_session_time_zone_from_pgtz(db_url, kolkata_process):
             text = conn.execute("SELECT CURRENT_TIMESTAMP").fetchone()[0]
         assert abs(as_instant(text) - now()) < SLACK
         return
-    import psycopg
-
-    with psycopg.connect(db_url) as conn:
+    with pg_connect(db_url) as conn:
         assert conn.execute("SHOW TimeZone").fetchone()[0] == KOLKATA_ZONE
 
 
