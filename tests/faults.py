@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -46,6 +47,42 @@ GAVE_UP = (
     "lock timeout",
     "lock wait timeout",
 )
+
+
+# --- counting for tests/fault_report.py ------------------------------------------------------
+
+# A file to append one JSON line per event to; set by tests/fault_report.py, whose pytest
+# plugin also names the running test's backend in REPORT_BACKEND_ENV. Unset (the default
+# run), recording does nothing.
+REPORT_ENV = "ORDERCLI_FAULT_REPORT"
+REPORT_BACKEND_ENV = "ORDERCLI_FAULT_REPORT_BACKEND"
+
+
+def record(kind: str, count: float = 1, what: str | None = None) -> None:
+    """Count `count` events of `kind` (a fault injected, a bad input tried, an invariant
+    checked) for the report; the numbers come from the run, not from a table by hand."""
+    path = os.environ.get(REPORT_ENV)
+    if not path or count == 0:
+        return
+    backend = os.environ.get(REPORT_BACKEND_ENV, "unknown")
+    event: dict[str, str | float] = {"backend": backend, "kind": kind, "count": count}
+    if what is not None:
+        event["what"] = what
+    # One write() of one line with O_APPEND: lines from parallel workers never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(event) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def checked(what: str, ok: bool) -> bool:
+    """Count one invariant check, and a violation if it failed, before the caller's
+    assertion stops the test: a failing run still reports what it found. Returns `ok`."""
+    record("invariant checks")
+    if not ok:
+        record("invariant violations", what=what)
+    return ok
 
 
 def ordercli_command() -> list[str]:
@@ -249,8 +286,10 @@ class Probe:
             import psycopg
 
             self.conn = psycopg.connect(
-                dbname=parsed.database, autocommit=True, connect_timeout=10, **params
-            )
+                dbname=parsed.database, autocommit=True, connect_timeout=10,
+                prepare_threshold=None,  # never prepare: it may talk through PgBouncer
+                **params,
+            )  # fmt: skip
         else:
             import pymysql
 
@@ -372,8 +411,16 @@ def pg_sessions(side: Probe, app_name: str) -> list[tuple[Any, ...]]:
     )
 
 
-def pg_pid_gone(side: Probe, pid: int) -> bool:
-    return not side.scalar(f"SELECT COUNT(*) FROM pg_stat_activity WHERE pid = {pid}")
+def pg_transaction_over(side: Probe, pid: int) -> bool:
+    """The server session `pid` has no open transaction (or is gone).
+
+    Directly on PostgreSQL a killed client's backend rolls back and exits. Through
+    PgBouncer the server connection outlives its client: it is closed if the client died
+    inside a transaction, and goes back to the pool (possibly serving this probe) if not."""
+    return not side.scalar(
+        f"SELECT COUNT(*) FROM pg_stat_activity WHERE pid = {pid} "
+        "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+    )
 
 
 def mysql_sessions(side: Probe) -> list[tuple[Any, ...]]:

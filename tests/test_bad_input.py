@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from faults import checked, record
 from helpers import Run, add_customer, add_order, describe, opened
 
 from ordercli.models import Customer, Order, OrderEvent, OrderItem
@@ -510,11 +511,14 @@ def _check_event(case: Case, url: str, before: Snapshot, ids: dict[str, int]) ->
         after = _snapshot()
         order = Order.get_by_id(order_id)
         events = list(OrderEvent.select().where(OrderEvent.id > before["order_event"][-1][0]))
-    assert after["customer"] == before["customer"]
-    assert after["order_item"] == before["order_item"]
-    assert after["order_event"][: len(before["order_event"])] == before["order_event"]
+    only = "a cancel writes only its order and event"
+    assert checked(only, after["customer"] == before["customer"])
+    assert checked(only, after["order_item"] == before["order_item"])
+    assert checked(
+        only, after["order_event"][: len(before["order_event"])] == before["order_event"]
+    )
     others = [r for r in after["orders"] if r[0] != order_id]
-    assert others == [r for r in before["orders"] if r[0] != order_id]
+    assert checked(only, others == [r for r in before["orders"] if r[0] != order_id])
     assert order.status == "cancelled"
     assert len(events) == 1, events
     event = events[0]
@@ -538,13 +542,18 @@ def _check_seeded(case: Case, result: Run, url: str, before: Snapshot) -> None:
     with opened(url):
         after = _snapshot()
     for table, rows in before.items():
-        assert after[table][: len(rows)] == rows, f"seed changed existing {table} rows"
+        kept = after[table][: len(rows)] == rows
+        assert checked("a seed changes no existing row", kept), (
+            f"seed changed existing {table} rows"
+        )
     assert len(after["orders"]) == len(before["orders"]) + case.seeded
-    assert after["order_event"] == before["order_event"], "seed writes no event"
+    same = after["order_event"] == before["order_event"]
+    assert checked("a seed writes no event", same), "seed writes no event"
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input(db_url, cli, tmp_path, monkeypatch, case):
+    record("bad inputs")
     ids, before = _arrange(db_url)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -573,5 +582,6 @@ def test_bad_input(db_url, cli, tmp_path, monkeypatch, case):
         with opened(db_url):
             after = _snapshot()
         for table, rows in before.items():
-            assert after[table] == rows, f"{table} was written"
-    assert sorted(p.name for p in cwd.iterdir()) == [], "no database created in the cwd"
+            assert checked("nothing written", after[table] == rows), f"{table} was written"
+    created = sorted(p.name for p in cwd.iterdir())
+    assert checked("no database created in the cwd", created == []), created

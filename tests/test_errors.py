@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
+from faults import checked, record
 from helpers import Run, add_customer, add_order, describe, opened
 
 from ordercli.models import Customer, Order, OrderEvent, OrderItem
@@ -69,7 +70,8 @@ def _assert_unchanged(url: str, before: dict[str, list[tuple[Any, ...]]]) -> Non
     with opened(url):
         after = _snapshot()
     for table in before:
-        assert after[table] == before[table], f"{table} was written by a failing command"
+        unchanged = after[table] == before[table]
+        assert checked("nothing written", unchanged), f"{table} was written by a failing command"
 
 
 def _flat(text: str) -> str:
@@ -161,6 +163,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("args", "exit_code", "mentions"), BAD_INPUT)
 def test_bad_input_is_refused_and_writes_nothing(db_url, cli, args, exit_code, mentions):
+    record("bad inputs")
     ids, before = _arrange(db_url)
     values = {**ids, "big": str(2**63), "huge": str(10**30), "trillion": str(10**12)}
     argv = [arg.format(**values) for arg in args]
@@ -179,6 +182,7 @@ def test_refused_cancel_rolls_back_with_and_without_echo(db_url, cli):
     """With --echo-sql the refusal is still one Error: line after the SQL lines."""
     ids, before = _arrange(db_url)
     for echo in (False, True):
+        record("bad inputs")
         result = cli(db_url, "cancel", str(ids["draft"]), str(ids["shipped"]), echo=echo)
         assert result.exit_code == 1, describe(result)
         assert "Traceback" not in result.stdout + result.stderr
@@ -194,6 +198,7 @@ def test_no_arguments_shows_help_with_exit_2(db_url, cli, tmp_path, monkeypatch)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
+    record("bad inputs")
     result = cli(None, env={"ORDERCLI_DATABASE_URL": db_url})
     assert result.exit_code == 2, describe(result)
     assert "Traceback" not in result.stdout + result.stderr
@@ -288,6 +293,7 @@ def test_unusable_database_is_one_error_line(
         ("list", "--format", "json"),
         ("migrate",),
     ):
+        record("bad inputs")
         result = cli(bad_url(tmp_path), *command, env={"ORDERCLI_DATABASE_URL": db_url})
         line = _assert_one_error_line(result)
         assert fragment.lower() in line.lower(), line
@@ -348,10 +354,13 @@ def test_password_never_appears_in_output(cli, tmp_path, monkeypatch, password, 
     env = {"ORDERCLI_DATABASE_URL": f"sqlite:///{fallback}"}
     for echo in (False, True):
         for command in (("list", "--format", "json"), ("seed", "--count", "2"), ("cancel", "1")):
+            record("bad inputs", 2)  # the URL as --db, then in ORDERCLI_DATABASE_URL
             result = cli(url, *command, echo=echo, env=env)
             output = result.stdout + result.stderr
             leaked = sorted(form for form in forbidden if form in output)
-            assert not leaked, f"password leaked as {leaked}:\n{describe(result)}"
+            assert checked("password never shown", not leaked), (
+                f"password leaked as {leaked}:\n{describe(result)}"
+            )
             _assert_one_error_line(result)
             env_echo = cli(
                 None,
@@ -363,7 +372,9 @@ def test_password_never_appears_in_output(cli, tmp_path, monkeypatch, password, 
                 },
             )
             leaked = sorted(form for form in forbidden if form in env_echo.stdout + env_echo.stderr)
-            assert not leaked, f"password (from the env) leaked as {leaked}:\n{describe(env_echo)}"
+            assert checked("password never shown", not leaked), (
+                f"password (from the env) leaked as {leaked}:\n{describe(env_echo)}"
+            )
             _assert_one_error_line(env_echo)
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing was created"
 
@@ -392,7 +403,9 @@ def test_password_never_appears_when_the_connection_works(postgres_url, cli):
     for result in runs:
         output = result.stdout + result.stderr
         leaked = sorted(form for form in forbidden if form in output)
-        assert not leaked, f"password leaked as {leaked}:\n{describe(result)}"
+        assert checked("password never shown", not leaked), (
+            f"password leaked as {leaked}:\n{describe(result)}"
+        )
         seen_sql = seen_sql or bool(result.sql)
     assert seen_sql, "--echo-sql printed statements"
     assert [r.exit_code for r in runs] == [0] * len(runs), [describe(r) for r in runs]
@@ -415,6 +428,7 @@ def test_a_missing_driver_names_the_extra_to_install(cli, monkeypatch, url, modu
         "find_spec",
         lambda name, *args: None if name == module else real_find_spec(name, *args),
     )
+    record("bad inputs")
     result = cli(url, "list")
     assert result.exit_code == 1, result.stderr
     assert result.stderr.strip().splitlines() == [

@@ -12,6 +12,8 @@ ORDERCLI_FAULT_SCALE=N (default 1) multiplies the kill points, rounds and loop l
 for a longer report run. PgBouncer tests read ORDERCLI_TEST_PGBOUNCER_URL (a transaction
 pooling PgBouncer in front of the ORDERCLI_TEST_POSTGRES_URL server, with
 `?prepare_threshold=none`); without it they skip, except under CI=true.
+Faults injected and invariants checked are counted (`record`, `checked`) for
+tests/fault_report.py, which runs this file at a larger scale and prints the counts.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import random
 import resource
 import signal
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -39,15 +45,17 @@ from faults import (
     Probe,
     assert_one_error_line,
     can_watch_syscalls,
+    checked,
     children,
     local_cluster,
     make_read_only,
     mysql_sessions,
     mysql_thread_gone,
     password_refusing_server,
-    pg_pid_gone,
     pg_sessions,
+    pg_transaction_over,
     probe,
+    record,
     sqlite_busy_waiting,
     wait_all,
     wait_until,
@@ -78,9 +86,14 @@ def _app_name() -> str:
 def _assert_consistent(url: str, events: int | None = 0) -> None:
     """The invariants hold; with `events`, the order_event table has that many rows."""
     with opened(url):
-        assert invariant_violations() == NO_VIOLATIONS
+        found = invariant_violations()
+        for name, rows in found.items():
+            checked(name, rows == 0)
+        assert found == NO_VIOLATIONS
         if events is not None:
-            assert scalar("SELECT COUNT(*) FROM order_event") == events
+            logged = scalar("SELECT COUNT(*) FROM order_event")
+            checked("order_event rows", logged == events)
+            assert logged == events
 
 
 def _assert_usable(cli: Any, url: str) -> None:
@@ -167,13 +180,14 @@ def test_seed_killed_mid_write_leaves_only_whole_batches(db_url, cli):
             if not killed:
                 assert label == FINAL_BATCH, f"the seed finished before the kill ({label})"
                 assert seed.result().returncode == 0, seed.result().describe()
-                assert committed == count
+                assert checked("a finished seed kept every order", committed == count), committed
                 report.append(f"{label} of {count:,}: finished before the kill")
             else:
+                record("seed kills")
                 assert seed.result().returncode == -signal.SIGKILL
                 report.append(f"{label} of {count:,}: {committed:,}")
                 assert committed >= threshold
-                assert committed % batch == 0 and committed < count, (
+                assert checked("whole batches", committed % batch == 0 and committed < count), (
                     f"{label}: {committed} orders committed is not a whole number of "
                     f"{batch}-order batches"
                 )
@@ -211,13 +225,12 @@ def _cancel_outcome(side: Probe, ids: list[int]) -> str:
         "HAVING COUNT(*) <> 1) AS x"
     )
     state = (cancelled, paid, events, per_order)
-    if state == (0, len(ids), 0, 0):
-        return "none"
-    assert state == (len(ids), 0, len(ids), 0), (
+    none, every = (0, len(ids), 0, 0), (len(ids), 0, len(ids), 0)
+    assert checked("cancel all or nothing", state in (none, every)), (
         f"cancel of {len(ids)} orders half-applied: cancelled={cancelled} paid={paid} "
         f"events={events} orders with other than one event={per_order}"
     )
-    return "all"
+    return "none" if state == none else "all"
 
 
 def _reset_to_paid(side: Probe) -> None:
@@ -245,7 +258,9 @@ def test_cancel_blocked_inside_its_transaction_and_killed_changes_nothing(db_url
                 "mysql": _kill_cancel_blocked_on_mysql,
                 "sqlite": _kill_cancel_blocked_on_sqlite,
             }[side.kind](db_url, side, argv)
-            assert _cancel_outcome(side, ids) == "none"
+            record("cancel kills")
+            outcome = _cancel_outcome(side, ids)
+            assert checked("a cancel killed before its commit changes nothing", outcome == "none")
             _assert_consistent(db_url, events=0)
     done = cli(db_url, *argv)
     assert done.exit_code == 0, done.stderr
@@ -277,7 +292,7 @@ def _kill_cancel_blocked_on_postgres(url: str, side: Probe, argv: list[str]) -> 
             assert cancel.kill()
         # The lock is released: the orphaned backend gets it, finds its client gone and
         # rolls back. Wait for it to end before looking.
-        wait_until(lambda: pg_pid_gone(side, pid), "the killed cancel's session to end")
+        wait_until(lambda: pg_transaction_over(side, pid), "the killed cancel's transaction to end")
 
 
 def _kill_cancel_blocked_on_sqlite(url: str, side: Probe, argv: list[str]) -> None:
@@ -337,7 +352,7 @@ def _in_write_transaction(side: Probe, child: Child, app: str) -> Any:
 def _wait_session_gone(side: Probe, session: Any) -> None:
     """After a kill, wait until the server has ended the killed client's session."""
     if side.kind == "postgresql":
-        wait_until(lambda: pg_pid_gone(side, session[0]), "the killed session to end")
+        wait_until(lambda: pg_transaction_over(side, session[0]), "the killed transaction to end")
     elif side.kind == "mysql":
         wait_until(lambda: mysql_thread_gone(side, session[0]), "the killed session to end")
 
@@ -419,12 +434,14 @@ def test_large_cancel_killed_at_random_moments_is_all_or_nothing(db_url, cli):
                     kill_at = time.monotonic() + fraction * window
                     while time.monotonic() < kill_at and cancel.running():
                         time.sleep(0.001)
-                cancel.kill()
+                if cancel.kill():
+                    record("cancel kills")
             _wait_session_gone(side, inside)
             outcome = _cancel_outcome(side, ids)
             outcomes[how, outcome] += 1
             if how == "after commit":
-                assert outcome == "all", "killed after its commit, the cancel is kept"
+                kept = checked("a cancel killed after its commit is kept", outcome == "all")
+                assert kept, "killed after its commit, the cancel is kept"
             _assert_consistent(db_url, events=None)
             if outcome == "all":
                 _reset_to_paid(side)
@@ -465,12 +482,14 @@ for _ in range(rounds):
                 print(f"reader: orders without items {torn[:5]}", file=sys.stderr)
 sys.exit(1 if failures else 0)
 """
+READER_COMMANDS = 3  # per round of READER
 
 
 def test_concurrent_seeds_cancels_and_readers_all_succeed(db_url, cli):
     """2 seeds of 5,000, 4 cancels over overlapping sets of paid/draft orders and 2
-    readers looping over list/summary, all started together: every process exits 0,
-    none gives up on a lock, each cancelled order has exactly one event, counts add up."""
+    readers looping 20 times over list/summary (seeds and loops times the scale), all
+    started together: every process exits 0, none gives up on a lock, each cancelled
+    order has exactly one event, counts add up."""
     seeded = cli(db_url, "seed", "--count", "800", "--format", "json")
     assert seeded.exit_code == 0, seeded.stderr
     with probe(db_url) as side:
@@ -483,15 +502,19 @@ def test_concurrent_seeds_cancels_and_readers_all_succeed(db_url, cli):
         )
     ids = sorted(original)[:240]
     id_sets = [ids[0:120], ids[60:180], ids[120:240], ids[::7]]
-    reader_rounds = str(20 * SCALE)
+    seed_count, reader_rounds = 5000 * SCALE, 20 * SCALE
     with children() as started:
         for _ in range(2):
-            started.append(Child.ordercli(db_url, "seed", "--count", "5000", "--format", "json"))
+            started.append(
+                Child.ordercli(db_url, "seed", "--count", str(seed_count), "--format", "json")
+            )
         for chosen in id_sets:
             started.append(Child.ordercli(db_url, "cancel", *map(str, chosen), "--format", "json"))
         for _ in range(2):
-            started.append(Child([sys.executable, "-c", READER, db_url, reader_rounds]))
+            started.append(Child([sys.executable, "-c", READER, db_url, str(reader_rounds)]))
         results = wait_all(started)
+    record("concurrent runs")
+    record("concurrent commands", 2 + len(id_sets) + 2 * reader_rounds * READER_COMMANDS)
     everything = "\n".join(r.describe() for r in results)
     print(
         "concurrent run: "
@@ -507,25 +530,33 @@ def test_concurrent_seeds_cancels_and_readers_all_succeed(db_url, cli):
     seeds = [json.loads(r.stdout) for r in results[:2]]
     reports = [json.loads(r.stdout) for r in results[2:6]]
     changed = Counter(row["id"] for report in reports for row in report if row["changed"])
-    assert changed == Counter(set(ids)), "each order is changed by exactly one cancel"
+    assert checked("each order changed by exactly one cancel", changed == Counter(set(ids))), (
+        "each order is changed by exactly one cancel"
+    )
     with probe(db_url) as side:
-        assert side.scalar("SELECT COUNT(*) FROM orders") == before["orders"] + 10_000
-        assert side.scalar("SELECT COUNT(*) FROM customer") == before["customer"] + sum(
-            s["customers"] for s in seeds
-        )
-        assert side.scalar("SELECT COUNT(*) FROM order_item") == before["order_item"] + sum(
-            s["items"] for s in seeds
-        )
-        assert side.scalar("SELECT COUNT(DISTINCT email) FROM customer") == side.scalar(
-            "SELECT COUNT(*) FROM customer"
-        )
+        counts = {
+            table: side.scalar(f"SELECT COUNT(*) FROM {table}")
+            for table in ("customer", "orders", "order_item")
+        }
+        wanted = {
+            "customer": before["customer"] + sum(s["customers"] for s in seeds),
+            "orders": before["orders"] + 2 * seed_count,
+            "order_item": before["order_item"] + sum(s["items"] for s in seeds),
+        }
+        assert checked("seeded rows add up", counts == wanted), (counts, wanted)
+        emails = side.scalar("SELECT COUNT(DISTINCT email) FROM customer")
+        assert checked("unique emails", emails == counts["customer"]), (emails, counts)
         cancelled = {
             row[0] for row in side.rows("SELECT id FROM orders WHERE status = 'cancelled'")
         }
-        assert cancelled == set(ids)
+        assert checked("exactly the chosen orders cancelled", cancelled == set(ids))
         events = side.rows("SELECT order_id, from_status, to_status FROM order_event")
-        assert Counter(e[0] for e in events) == Counter(set(ids)), "one event per cancel"
-        assert sorted(events) == sorted((i, original[i], "cancelled") for i in set(ids))
+        per_order = Counter(e[0] for e in events)
+        assert checked("one event per cancel", per_order == Counter(set(ids))), (
+            "one event per cancel"
+        )
+        right = sorted(events) == sorted((i, original[i], "cancelled") for i in set(ids))
+        assert checked("events name the old status", right), sorted(events)[:5]
     _assert_consistent(db_url, events=len(set(ids)))
 
 
@@ -570,6 +601,7 @@ def test_postgres_restart_during_seed_is_one_error_line(postgres_url, cli, reque
             seed = _seed_until_a_batch_commits(url, started)
             restarted = cluster.ctl("restart")
             assert restarted.returncode == 0, restarted.stderr
+            record("server restarts")
             cluster.wait_ready()
             result = seed.wait(timeout=60)
     finally:
@@ -577,7 +609,8 @@ def test_postgres_restart_during_seed_is_one_error_line(postgres_url, cli, reque
     print(f"restart: {result.seconds:.1f} s, {result.stderr.strip()}")
     assert_one_error_line(result)
     with probe(url) as side:
-        assert side.scalar("SELECT COUNT(*) FROM orders") % batch == 0
+        kept = side.scalar("SELECT COUNT(*) FROM orders")
+        assert checked("whole batches", kept % batch == 0), kept
     _assert_consistent(url, events=0)
     _assert_usable_by_subprocess(url)
 
@@ -601,8 +634,10 @@ def test_server_session_killed_during_seed_is_one_error_line(server, cli, reques
             for thread in threads:  # the seed's, and maybe a closing probe's
                 with contextlib.suppress(Exception):
                     side.execute(f"KILL CONNECTION {thread}")
+        record("server sessions ended")
         result = seed.wait(timeout=60)
-        assert side.scalar("SELECT COUNT(*) FROM orders") % batch == 0
+        kept = side.scalar("SELECT COUNT(*) FROM orders")
+        assert checked("whole batches", kept % batch == 0), kept
     print(f"session killed ({side.kind}): {result.stderr.strip()}")
     assert_one_error_line(result)
     _assert_consistent(url, events=0)
@@ -635,10 +670,11 @@ def test_postgres_lock_timeout_is_one_error_line_and_changes_nothing(postgres_ur
             "(SELECT COUNT(*) FROM order_event), "
             "(SELECT COUNT(*) FROM orders WHERE status = 'paid')"
         )
+    record("lock timeouts")
     print(f"lock timeout ({command}): {result.stderr.strip()}")
     line = assert_one_error_line(result)
     assert "lock" in line.lower(), line
-    assert after == counts, "nothing was written"
+    assert checked("nothing written", after == counts), "nothing was written"
     _assert_consistent(postgres_url, events=0)
     _assert_usable(cli, postgres_url)
 
@@ -692,12 +728,14 @@ def test_unreachable_postgres_is_one_error_line(postgres_url, cli, case, mention
             for args in (["seed", "--count", "10"], ["list", "--format", "json"]):
                 started.append(Child.ordercli(url, *args))
                 result = started[-1].wait(timeout=60)
+                record("connection faults")
                 print(f"{case} ({args[0]}): {result.stderr.strip()}")
                 line = assert_one_error_line(result)
                 assert mentions in line, line
                 assert SECRET not in result.stdout + result.stderr
     with probe(postgres_url) as side:
-        assert side.scalar("SELECT COUNT(*) FROM orders") == 200
+        orders = side.scalar("SELECT COUNT(*) FROM orders")
+        assert checked("nothing written", orders == 200), orders
     _assert_consistent(postgres_url, events=0)
     _assert_usable(cli, postgres_url)
 
@@ -719,6 +757,7 @@ def test_read_only_sqlite_database_is_one_error_line(tmp_path, cli):
             for args in (["seed", "--count", "10"], ["cancel", "1"], ["list", "--limit", "3"]):
                 started.append(Child.ordercli(url, *args, cwd=folder))
                 result = started[-1].wait(timeout=60)
+                record("disk faults")
                 print(f"read-only ({args[0]}): exit {result.returncode} {result.stderr.strip()}")
                 if args[0] == "list" and result.returncode == 0:
                     continue  # reading a read-only database may work; writing may not
@@ -727,8 +766,9 @@ def test_read_only_sqlite_database_is_one_error_line(tmp_path, cli):
     finally:
         undo()
     with probe(url) as side:
-        assert side.scalar("SELECT COUNT(*) FROM orders") == 300
-        assert side.scalar("SELECT COUNT(*) FROM orders WHERE status = 'cancelled'") == 0
+        orders = side.scalar("SELECT COUNT(*) FROM orders")
+        cancelled = side.scalar("SELECT COUNT(*) FROM orders WHERE status = 'cancelled'")
+        assert checked("nothing written", (orders, cancelled) == (300, 0)), (orders, cancelled)
     _assert_consistent(url, events=0)
     _assert_usable(cli, url)
 
@@ -745,10 +785,11 @@ def test_sqlite_path_that_cannot_be_created_is_one_error_line(path):
     with children() as started:
         started.append(Child.ordercli(f"sqlite:///{path}", "seed", "--count", "10"))
         result = started[0].wait(timeout=60)
+    record("disk faults")
     print(f"{path}: {result.stderr.strip()}")
     line = assert_one_error_line(result)
     assert "open" in line, line
-    assert not Path(path).exists()
+    assert checked("nothing created", not Path(path).exists())
 
 
 def _limit_file_size() -> None:
@@ -769,40 +810,88 @@ def test_sqlite_disk_full_during_seed_is_one_error_line(sqlite_url, cli):
             )
         )  # fmt: skip
         result = started[0].wait(timeout=120)
+    record("disk faults")
     print(f"disk full: {result.stderr.strip()}")
     line = assert_one_error_line(result)
     with probe(sqlite_url) as side:
-        assert (side.scalar("SELECT COUNT(*) FROM orders") - 500) % batch == 0
-        assert side.rows("PRAGMA integrity_check") == [("ok",)]
+        added = side.scalar("SELECT COUNT(*) FROM orders") - 500
+        assert checked("whole batches", added % batch == 0), added
+        integrity = side.rows("PRAGMA integrity_check")
+        assert checked("SQLite integrity_check", integrity == [("ok",)]), integrity
     _assert_consistent(sqlite_url, events=0)
     _assert_usable(cli, sqlite_url)
     # Last: the line must say what went wrong (the disk), not a follow-on error.
     assert "disk" in line.lower() or "full" in line.lower(), line
 
 
-# --- 5. through PgBouncer (transaction pooling) ----------------------------------------------
+@dataclass(frozen=True)
+class SmallDisk:
+    url: str
+    mount_point: Path
+
+    def grow(self, size: str) -> None:
+        """Free space, as an operator would: the volume grows under the running server."""
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.mount_point)], check=True)
 
 
 @pytest.fixture
-def pgbouncer_url(postgres_url: str) -> str:
-    """A fresh database (created directly on PostgreSQL) reached through PgBouncer."""
-    bouncer = os.environ.get(PGBOUNCER_ENV)
-    if not bouncer:
-        _missing(f"{PGBOUNCER_ENV} is not set")
-        raise AssertionError
-    name = urlsplit(postgres_url).path
-    url = urlunsplit(urlsplit(bouncer)._replace(path=name))
-    try:
-        import psycopg
+def small_disk(postgres_url: str) -> Iterator[SmallDisk]:
+    """A fresh PostgreSQL database whose files live on a 16 MB tmpfs (its own tablespace).
 
-        parts = urlsplit(url)
-        psycopg.connect(
-            host=parts.hostname, port=parts.port, user=parts.username, dbname=name[1:],
-            connect_timeout=5, prepare_threshold=None,
-        ).close()  # fmt: skip
-    except Exception as exc:
-        _missing(f"PgBouncer at {PGBOUNCER_ENV} is unreachable: {exc}")
-    return url
+    Only the database's files: the server's WAL stays on the real disk, as when the data
+    volume of a server fills up. Needs the server on this machine and root (mount)."""
+    admin_url = os.environ[POSTGRES_ENV]
+    if local_cluster(admin_url) is None:
+        _missing("a full PostgreSQL disk needs the server on this machine")
+    mount_point = Path(f"/tmp/ordercli-full-{uuid.uuid4().hex[:10]}")
+    mount_point.mkdir()
+    owner = pwd.getpwnam("postgres")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o",
+         f"size=16m,mode=0700,uid={owner.pw_uid},gid={owner.pw_gid}", "tmpfs", str(mount_point)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        mount_point.rmdir()
+        _missing(f"cannot mount a tmpfs to fill up: {mounted.stderr.strip()}")
+    name = urlsplit(postgres_url).path.lstrip("/")
+    space = f"{name}_small"
+    try:
+        with probe(admin_url) as admin:
+            admin.execute(f"CREATE TABLESPACE \"{space}\" LOCATION '{mount_point}'")
+            admin.execute(f'ALTER DATABASE "{name}" SET TABLESPACE "{space}"')
+        yield SmallDisk(postgres_url, mount_point)
+    finally:
+        with probe(admin_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'DROP TABLESPACE IF EXISTS "{space}"')
+        subprocess.run(["umount", str(mount_point)], check=True)
+        mount_point.rmdir()
+
+
+def test_postgres_disk_full_during_seed_is_one_error_line(small_disk, cli):
+    """The database's volume fills up under a seed: one Error: line naming the cause and
+    the committed batches whole; once space is freed, the next commands work."""
+    url = small_disk.url
+    assert cli(url, "seed", "--count", "500").exit_code == 0
+    batch = _batch_size(url)
+    with children() as started:
+        started.append(Child.ordercli(url, "seed", "--count", "300000", "--customers", "1000"))
+        result = started[0].wait(timeout=300)
+    print(f"disk full: {result.stderr.strip()}")
+    record("disk faults")
+    line = assert_one_error_line(result)
+    with probe(url) as side:
+        written = side.scalar("SELECT COUNT(*) FROM orders") - 500
+    assert checked("whole batches", 0 <= written < 300_000 and written % batch == 0), written
+    _assert_consistent(url, events=0)
+    small_disk.grow("64m")
+    _assert_usable(cli, url)
+    # Last: the line must say what went wrong (the disk), not a follow-on error.
+    assert "No space left on device" in line, line
+
+
+# --- 5. through PgBouncer (transaction pooling) ----------------------------------------------
 
 
 def test_every_command_works_through_pgbouncer(pgbouncer_url, postgres_url):
@@ -859,6 +948,8 @@ def test_concurrent_writers_and_a_kill_through_pgbouncer(pgbouncer_url, postgres
         for chosen in (ids[:60], ids[40:]):
             started.append(Child.ordercli(url, "cancel", *map(str, chosen), "--format", "json"))
         results = wait_all(started)
+    record("concurrent runs")
+    record("concurrent commands", len(started))
     everything = "\n".join(r.describe() for r in results)
     assert [r.returncode for r in results] == [0] * 4, everything
     _assert_consistent(postgres_url, events=len(ids))
@@ -872,6 +963,7 @@ def test_concurrent_writers_and_a_kill_through_pgbouncer(pgbouncer_url, postgres
             lambda: side.scalar("SELECT COUNT(*) FROM orders") > before, "a batch", watch=seed
         )
         assert seed.kill()
+        record("seed kills")
         wait_until(
             lambda: (
                 not side.scalar(
@@ -881,5 +973,6 @@ def test_concurrent_writers_and_a_kill_through_pgbouncer(pgbouncer_url, postgres
             ),
             "PgBouncer's server connection to finish the killed transaction",
         )
-        assert (side.scalar("SELECT COUNT(*) FROM orders") - before) % batch == 0
+        added = side.scalar("SELECT COUNT(*) FROM orders") - before
+        assert checked("whole batches", added % batch == 0), added
     _assert_consistent(postgres_url, events=len(ids))
