@@ -25,7 +25,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
-    REPO,
     BenchError,
     PostgresTarget,
     SqliteTarget,
@@ -320,23 +318,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def git_commit() -> str:
-    found = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.strip() or "unknown"
-
-
 def collect(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     args.workdir.mkdir(parents=True, exist_ok=True)
     targets, notes = open_targets(args.backends, args.pg_url, args.workdir, args.mysql_url)
     if not targets:
         raise BenchError("no backend to measure")
     results: dict[str, Any] = {
-        "header": header(targets).replace("benchmark", "at scale", 1) + f" · commit {git_commit()}",
+        "header": header(targets).replace("benchmark", "at scale", 1),  # names the commit
         "command": " ".join(["python benchmarks/scale.py", *argv]),
         "notes": notes,
         "seeds": [],
