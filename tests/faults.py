@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from helpers import pg_connect
+
 from ordercli.backends import DatabaseUrl
 
 # Multiplies the number of kill points, rounds and durations (ORDERCLI_FAULT_SCALE=5 for a
@@ -278,24 +280,18 @@ class Probe:
         self.kind = {"postgres": "postgresql"}.get(parsed.scheme, parsed.scheme)
         self.path = self.dbname = parsed.database
         self._shm_fd: int | None = None
-        params = {k: v for k, v in parsed.connect_params.items() if k != "prepare_threshold"}
         if self.kind == "sqlite":
             self.conn: Any = sqlite3.connect(parsed.database, timeout=30, isolation_level=None)
             self.conn.execute("PRAGMA busy_timeout = 30000")
         elif self.kind == "postgresql":
-            import psycopg
-
-            self.conn = psycopg.connect(
-                dbname=parsed.database, autocommit=True, connect_timeout=10,
-                prepare_threshold=None,  # never prepare: it may talk through PgBouncer
-                **params,
-            )  # fmt: skip
+            self.conn = pg_connect(url, autocommit=True, connect_timeout=10)
         else:
             import pymysql
 
             self.conn = pymysql.connect(
-                database=parsed.database, autocommit=True, connect_timeout=10, **params
-            )
+                database=parsed.database, autocommit=True, connect_timeout=10,
+                **parsed.connect_params,
+            )  # fmt: skip
 
     def _cursor(self, sql: str) -> Any:
         if self.kind == "mysql":

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ordercli.backends import DatabaseUrl
 from ordercli.db import connect, database
 from ordercli.models import Customer, Order, OrderItem, utcnow
 
@@ -60,19 +60,13 @@ def describe(result: Run | subprocess.CompletedProcess[str]) -> str:
 def pg_connect(url: str, **kwargs: Any) -> Any:
     """A raw psycopg connection to a PostgreSQL test URL, direct or through PgBouncer.
 
-    libpq's conninfo rejects `prepare_threshold` (a psycopg setting ordercli reads from
-    the URL): it leaves the URL here and is passed as a keyword instead (None behind
-    PgBouncer in transaction pooling mode: no server-side prepared statements)."""
+    The URL is read the way ordercli reads it (DatabaseUrl): its query parameters become
+    keywords, so `?prepare_threshold=none` (which libpq's conninfo would reject) reaches
+    psycopg as None — no server-side prepared statements behind PgBouncer."""
     import psycopg
 
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    for key, value in query:
-        if key == "prepare_threshold":
-            threshold = None if value.lower() in ("none", "null") else int(value)
-            kwargs.setdefault("prepare_threshold", threshold)
-    kept = urlencode([(k, v) for k, v in query if k != "prepare_threshold"])
-    return psycopg.connect(urlunsplit(parts._replace(query=kept)), **kwargs)
+    parsed = DatabaseUrl.parse(url)
+    return psycopg.connect(dbname=parsed.database, **{**parsed.connect_params, **kwargs})
 
 
 @contextlib.contextmanager
