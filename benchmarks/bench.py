@@ -463,7 +463,38 @@ class SqliteTarget(Target):
             conn.close()
 
 
-class PostgresTarget(Target):
+class ServerTarget(Target):
+    """A database server: databases are made and dropped through an admin connection."""
+
+    admin_url: str
+    admin: Any
+
+    def url(self, db: str) -> str:
+        return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{db}"))
+
+    def export_target(self, url: str) -> str:
+        return url
+
+    def administer(self, sql: str) -> None:
+        """Run CREATE/DROP DATABASE, reconnecting if the server restarted meanwhile."""
+        try:
+            self.admin_execute(sql)
+        except self.connection_error():
+            self.wait_until_ready()
+            self.admin_execute(sql)
+
+    def admin_execute(self, sql: str) -> None:
+        raise NotImplementedError
+
+    def connection_error(self) -> type[Exception]:
+        """The driver's error for a lost or refused connection."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.admin.close()
+
+
+class PostgresTarget(ServerTarget):
     name = "postgresql"
     template = "bench_template"
 
@@ -477,15 +508,13 @@ class PostgresTarget(Target):
         self.version = str(row[0]) if row else "?"
         self.has_template = False
 
-    def administer(self, sql: str) -> None:
-        """Run CREATE/DROP DATABASE, reconnecting if the server restarted meanwhile."""
+    def admin_execute(self, sql: str) -> None:
+        self.admin.execute(sql)
+
+    def connection_error(self) -> type[Exception]:
         import psycopg
 
-        try:
-            self.admin.execute(sql)
-        except psycopg.OperationalError:
-            self.wait_until_ready()
-            self.admin.execute(sql)
+        return psycopg.OperationalError
 
     def wait_until_ready(self, timeout: float = 120) -> None:
         import psycopg
@@ -503,9 +532,6 @@ class PostgresTarget(Target):
                 raise BenchError(f"PostgreSQL did not come back within {timeout:.0f} s")
             time.sleep(1)
 
-    def url(self, db: str) -> str:
-        return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{db}"))
-
     def drop(self, db: str) -> None:
         self.administer(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
@@ -522,9 +548,6 @@ class PostgresTarget(Target):
                 pass
             self.has_template = True
         return self.create_empty(db, template=self.template)
-
-    def export_target(self, url: str) -> str:
-        return url
 
     def raw(self, url: str) -> Any:
         import psycopg
@@ -577,11 +600,8 @@ class PostgresTarget(Target):
         finally:
             conn.close()
 
-    def close(self) -> None:
-        self.admin.close()
 
-
-class MySqlTarget(Target):
+class MySqlTarget(ServerTarget):
     """MariaDB (or MySQL) through PyMySQL, the driver ordercli uses."""
 
     name = "mysql"
@@ -616,17 +636,14 @@ class MySqlTarget(Target):
             params["database"] = unquote(parts.path.strip("/"))
         return params
 
-    def administer(self, sql: str) -> None:
-        """Run CREATE/DROP DATABASE, reconnecting if the server restarted meanwhile."""
+    def admin_execute(self, sql: str) -> None:
+        with self.admin.cursor() as cursor:
+            cursor.execute(sql)
+
+    def connection_error(self) -> type[Exception]:
         import pymysql
 
-        try:
-            with self.admin.cursor() as cursor:
-                cursor.execute(sql)
-        except pymysql.err.OperationalError:
-            self.wait_until_ready()
-            with self.admin.cursor() as cursor:
-                cursor.execute(sql)
+        return pymysql.err.OperationalError
 
     def wait_until_ready(self, timeout: float = 120) -> None:
         import pymysql
@@ -639,9 +656,6 @@ class MySqlTarget(Target):
             if time.monotonic() > deadline:
                 raise BenchError(f"MySQL did not come back within {timeout:.0f} s")
             time.sleep(1)
-
-    def url(self, db: str) -> str:
-        return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{db}"))
 
     def drop(self, db: str) -> None:
         self.administer(f"DROP DATABASE IF EXISTS `{db}`")
@@ -656,9 +670,6 @@ class MySqlTarget(Target):
         url = self.create_empty(db)
         with connect(url):
             pass
-        return url
-
-    def export_target(self, url: str) -> str:
         return url
 
     def export_spec(self, url: str) -> dict[str, Any]:
@@ -696,9 +707,6 @@ class MySqlTarget(Target):
             return time.perf_counter() - started
         finally:
             conn.close()
-
-    def close(self) -> None:
-        self.admin.close()
 
 
 def insert_sql(table: str, columns: Sequence[str], rows: int) -> str:
