@@ -165,15 +165,13 @@ def size_on_disk_mb(target: Target, url: str) -> float:
             )
             / 2**20
         )
+    size_sql = {
+        "postgresql": "SELECT pg_database_size(current_database())",
+        "mysql": "SELECT COALESCE(SUM(data_length + index_length), 0) "
+        "FROM information_schema.tables WHERE table_schema = DATABASE()",
+    }[target.name]
     with connect(url):
-        return (
-            float(
-                database.obj.execute_sql("SELECT pg_database_size(current_database())").fetchone()[
-                    0
-                ]
-            )
-            / 2**20
-        )
+        return float(database.obj.execute_sql(size_sql).fetchone()[0]) / 2**20
 
 
 def measure(

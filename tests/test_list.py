@@ -208,7 +208,7 @@ def test_list_counts_with_the_peewee_logger(db_url):
         assert Customer.select().count() == 1
 
 
-def _first_table_of_plan(url: str, email: str | None) -> str:
+def _mysql_first_table_of_plan(url: str, email: str | None) -> str:
     with opened(url):
         sql, params = list_query(email=email).sql()
         return str(database.execute_sql(f"EXPLAIN {sql}", params).fetchone()[2])
@@ -220,5 +220,5 @@ def test_mysql_list_walks_orders_newest_first_not_every_customer(mysql_url, cli)
     orders instead of 0.7 ms. Without an email filter the plan must start from orders;
     with one, from the matching customers."""
     assert cli(mysql_url, "seed", "--count", "3000", "--seed", "11").exit_code == 0
-    assert _first_table_of_plan(mysql_url, email=None) == "t1"  # orders
-    assert _first_table_of_plan(mysql_url, email="user1") == "t2"  # customer
+    assert _mysql_first_table_of_plan(mysql_url, email=None) == "t1"  # orders
+    assert _mysql_first_table_of_plan(mysql_url, email="user1") == "t2"  # customer
