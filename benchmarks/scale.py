@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench import (
+from common import (
     BenchError,
     PostgresTarget,
     SqliteTarget,
@@ -88,14 +88,13 @@ def operations(reps: int) -> dict[str, Callable[[int], int]]:
     cancellable = [s.value for s in CANCELLABLE]
     runs = reps + 1
     stride = max(1, top // (4 * runs))  # show: a different order each repetition
-    candidates = [
-        order_id
-        for (order_id,) in Order.select(Order.id)
+    query = (
+        Order.select(Order.id)
         .where(Order.id > top // 3, Order.status.in_(cancellable))
         .order_by(Order.id)
         .limit(runs * (CANCEL_BATCH + 1))
-        .tuples()
-    ]
+    )
+    candidates: list[int] = [row[0] for row in query.tuples()]  # type: ignore[index]
     if len(candidates) < runs * (CANCEL_BATCH + 1):
         raise BenchError("not enough cancellable orders for the cancel timings")
     singles, batches = candidates[:runs], candidates[runs:]
