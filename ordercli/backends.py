@@ -175,6 +175,12 @@ class Backend:
         The exact LIKE is applied on top, so this may over-match but never miss."""
         return None
 
+    def period_start(self, period: str, column: peewee.Node) -> peewee.Node:
+        """The first day of the UTC day, ISO week (Monday) or month holding `column` (a
+        timestamp holding UTC wall time), in the engine's own date functions. Returned
+        as a date, a datetime at midnight or 'YYYY-MM-DD' text, as the engine has it."""
+        raise NotImplementedError
+
 
 class SqliteBackend(Backend):
     name = "sqlite"
@@ -250,6 +256,15 @@ class SqliteBackend(Backend):
             parens=True,
         )
 
+    def period_start(self, period: str, column: peewee.Node) -> peewee.Node:
+        # 'weekday 0' moves forward to the next Sunday (or stays on one); six days back
+        # from there is the Monday starting the ISO week.
+        if period == "day":
+            return peewee.fn.DATE(column)
+        if period == "week":
+            return peewee.fn.DATE(column, peewee.SQL("'weekday 0'"), peewee.SQL("'-6 days'"))
+        return peewee.fn.STRFTIME(peewee.SQL("'%Y-%m-01'"), column)
+
     def read_schema_version(self, db: peewee.Database) -> int | None:
         cursor = db.connection().cursor()
         try:
@@ -314,6 +329,13 @@ class PostgresBackend(Backend):
         except psycopg.errors.UndefinedTable:
             return None
         return int(row[0] or 0) if row else 0
+
+    def period_start(self, period: str, column: peewee.Node) -> peewee.Node:
+        # date_trunc's weeks are ISO weeks (Monday). The column is `timestamp` holding UTC
+        # wall time, so no time zone takes part (the session's TimeZone is not read).
+        if period not in ("day", "week", "month"):
+            raise ValueError(f"unknown period {period!r}")
+        return peewee.fn.date_trunc(peewee.SQL(f"'{period}'"), column)
 
     def after_bulk_load(self, db: peewee.Database) -> None:
         # VACUUM sets the visibility map, without which summary's covering index cannot
@@ -411,6 +433,18 @@ class MySQLBackend(Backend):
 
     def after_bulk_load(self, db: peewee.Database) -> None:
         db.execute_sql("ANALYZE TABLE customer, orders, order_item").fetchall()
+
+    def period_start(self, period: str, column: peewee.Node) -> peewee.Node:
+        # WEEKDAY() counts from Monday = 0. No DATE_FORMAT: its % would clash with the
+        # driver's %s placeholders.
+        day = peewee.fn.DATE(column)
+        if period == "day":
+            return day
+        if period == "week":
+            offset: peewee.Node = peewee.fn.WEEKDAY(column)
+        else:
+            offset = peewee.NodeList((peewee.fn.DAYOFMONTH(column), peewee.SQL("- 1")), parens=True)
+        return peewee.NodeList((day, peewee.SQL("- INTERVAL"), offset, peewee.SQL("DAY")))
 
     def driver_errors(self) -> tuple[type[Exception], ...]:
         import pymysql

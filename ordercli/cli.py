@@ -17,9 +17,15 @@ from typing import Annotated
 import typer
 
 from ordercli import __version__
-from ordercli.domain import DEFAULT_URL, Status
+from ordercli.domain import DEFAULT_URL, Period, Status
 from ordercli.errors import OrderCliError
-from ordercli.render import OutputFormat, render_order_detail, render_records, stderr_console
+from ordercli.render import (
+    OutputFormat,
+    render_order_detail,
+    render_records,
+    render_revenue,
+    stderr_console,
+)
 from ordercli.timeutil import parse_utc
 
 MAX_ID = 2**63 - 1
@@ -27,7 +33,8 @@ MAX_SEED_COUNT = 10**9
 
 app = typer.Typer(
     name="ordercli",
-    help="Administer a shop's orders: list, summarise, cancel, archive and seed.\n\n"
+    help="Administer a shop's orders: list, pay, ship, cancel, archive, find customers, "
+    "summarise and seed.\n\n"
     "Example: ordercli --db postgresql://user@host/shop list --status paid --email alice",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -135,7 +142,8 @@ def main_options(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """Administer a shop's orders: list, summarise, cancel, archive and seed.
+    """Administer a shop's orders: list, pay, ship, cancel, archive, find customers, summarise
+    and seed.
 
     Example: ordercli --db postgresql://user@host/shop list --status paid --email alice
     """
@@ -277,29 +285,141 @@ def summary(
     render_records(rows, SUMMARY_FIELDS, fmt, empty_message="No active customers.")
 
 
+ReasonOption = Annotated[
+    str | None, typer.Option(parser=_utf8_text, help="Why, recorded in the order's history.")
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check and report, change nothing.")]
+
+
+def _change_status(
+    ctx: typer.Context,
+    target: Status,
+    order_ids: list[int],
+    reason: str | None,
+    dry_run: bool,
+    fmt: OutputFormat,
+) -> None:
+    """pay, ship and cancel: one call into the core's one status-change path."""
+    from ordercli.orders import StatusChange, change_status, current_actor
+
+    with database(ctx):
+        results = change_status(
+            order_ids, target, reason=reason, actor=current_actor(), dry_run=dry_run
+        )
+    render_records(results, StatusChange._fields, fmt)
+    if dry_run:
+        print("Dry run: nothing was changed.", file=sys.stderr)
+
+
+@app.command()
+def pay(
+    ctx: typer.Context,
+    order_ids: OrderIds,
+    reason: ReasonOption = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Mark draft orders paid (all or nothing); shipped or cancelled orders are refused.
+
+    Example: ordercli pay 42 43 --reason "bank transfer arrived"
+    """
+    _change_status(ctx, Status.PAID, order_ids, reason, dry_run, fmt)
+
+
+@app.command()
+def ship(
+    ctx: typer.Context,
+    order_ids: OrderIds,
+    reason: ReasonOption = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Mark paid orders shipped (all or nothing); draft or cancelled orders are refused.
+
+    Example: ordercli ship 42 43 --reason "DHL 00340434161094"
+    """
+    _change_status(ctx, Status.SHIPPED, order_ids, reason, dry_run, fmt)
+
+
 @app.command()
 def cancel(
     ctx: typer.Context,
     order_ids: OrderIds,
-    reason: Annotated[
-        str | None, typer.Option(parser=_utf8_text, help="Why, recorded in the order's history.")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check and report, change nothing.")
-    ] = False,
+    reason: ReasonOption = None,
+    dry_run: DryRunOption = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Cancel draft or paid orders (all or nothing); shipped orders are refused.
 
     Example: ordercli cancel 42 43 --reason "customer asked" --dry-run
     """
-    from ordercli.orders import CancelResult, cancel_orders, current_actor
+    _change_status(ctx, Status.CANCELLED, order_ids, reason, dry_run, fmt)
+
+
+@app.command()
+def customers(
+    ctx: typer.Context,
+    email: Annotated[
+        str | None,
+        typer.Option(
+            parser=_utf8_text,
+            help="Case-insensitive substring of the email (% and _ are literal).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            parser=_utf8_text,
+            help="Case-insensitive substring of the name (% and _ are literal).",
+        ),
+    ] = None,
+    include_inactive: Annotated[
+        bool, typer.Option("--include-inactive", help="Also show inactive customers.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option(min=0, max=MAX_ID, help="At most this many customers; 0 for all.")
+    ] = 50,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Find customers, newest first, with their orders, money spent and last order.
+
+    Example: ordercli customers --email alice@ --format json
+    """
+    from ordercli.queries import CUSTOMER_FIELDS, list_customers
 
     with database(ctx):
-        results = cancel_orders(order_ids, reason=reason, actor=current_actor(), dry_run=dry_run)
-    render_records(results, CancelResult._fields, fmt)
-    if dry_run:
-        print("Dry run: nothing was changed.", file=sys.stderr)
+        rows = list_customers(
+            email=email, name=name, include_inactive=include_inactive, limit=limit
+        )
+        render_records(rows, CUSTOMER_FIELDS, fmt, empty_message="No matching customers.")
+
+
+@app.command()
+def revenue(
+    ctx: typer.Context,
+    by: Annotated[
+        Period,
+        typer.Option(
+            "--by",
+            case_sensitive=False,
+            help="Period: calendar day, ISO week (from Monday) or calendar month, in UTC.",
+        ),
+    ] = Period.month,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Money taken per period (paid and shipped, non-archived orders), oldest first.
+
+    Example: ordercli revenue --by week --since 2026-01-01
+    """
+    from ordercli.queries import REVENUE_FIELDS
+    from ordercli.queries import revenue as revenue_per_period
+
+    _check_window(since, until)
+    with database(ctx):
+        rows = revenue_per_period(by, since=since, until=until)
+    render_revenue(rows, REVENUE_FIELDS, fmt)
 
 
 @app.command()

@@ -18,5 +18,21 @@ class Status(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-CANCELLABLE = (Status.DRAFT, Status.PAID)
+# The one rule table for status moves: target status -> the statuses it may be reached
+# from. `pay`, `ship` and `cancel` each name one row; orders.change_status applies it.
+# Nothing else changes an order's status (draft -> paid -> shipped, draft/paid -> cancelled).
+TRANSITIONS: dict[Status, tuple[Status, ...]] = {
+    Status.PAID: (Status.DRAFT,),
+    Status.SHIPPED: (Status.PAID,),
+    Status.CANCELLED: (Status.DRAFT, Status.PAID),
+}
+CANCELLABLE = TRANSITIONS[Status.CANCELLED]
 SPENT = (Status.PAID, Status.SHIPPED)  # a shipped order has been paid
+
+
+class Period(enum.StrEnum):
+    """`revenue --by`: calendar day, ISO week (starting Monday), calendar month; UTC."""
+
+    day = "day"
+    week = "week"
+    month = "month"

@@ -1,4 +1,4 @@
-"""Write-side operations on existing orders: cancel and archive.
+"""Write-side operations on existing orders: status moves (pay, ship, cancel) and archive.
 
 Each is one transaction: lock the requested rows, check every id, then one
 conditional set-based UPDATE (plus the audit events). Any refusal raises before
@@ -16,15 +16,21 @@ from typing import Any, NamedTuple
 from peewee import Field, chunked
 
 from ordercli.db import backend, database, lock_rows, retrying
+from ordercli.domain import TRANSITIONS
 from ordercli.errors import NotFound, Refused
-from ordercli.models import CANCELLABLE, Order, OrderEvent, Status, utcnow
+from ordercli.models import Order, OrderEvent, Status, utcnow
 
 
-class CancelResult(NamedTuple):
+class StatusChange(NamedTuple):
+    """What `pay`, `ship` and `cancel` report per order (the contract's JSON fields)."""
+
     id: int
     previous_status: str
     status: str
     changed: bool
+
+
+CancelResult = StatusChange  # the name before pay and ship existed
 
 
 class ArchiveResult(NamedTuple):
@@ -78,48 +84,103 @@ def _id_list(ids: Sequence[int]) -> str:
     return shown + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
 
 
-def cancel_orders(
+# How each target status reads in a refusal ("cannot be paid").
+_VERB = {Status.PAID: "paid", Status.SHIPPED: "shipped", Status.CANCELLED: "cancelled"}
+# What a refused status means, when it says more than its name.
+_WHY: dict[str, str] = {Status.DRAFT: "draft (not paid yet)"}
+_FINAL = (Status.SHIPPED, Status.CANCELLED)  # "already shipped", "already cancelled"
+
+
+def _refusal(refused: dict[str, list[int]], target: Status) -> str:
+    """One line naming every refused order and its status, e.g. "order 7 is already
+    shipped and cannot be cancelled; nothing was changed"."""
+    parts = []
+    for status, ids in refused.items():
+        several = len(ids) > 1
+        shown = _WHY.get(status, status)  # a StrEnum key matches its plain value
+        already = "already " if status in _FINAL else ""
+        verb = "are" if several else "is"
+        parts.append(f"order{'s' if several else ''} {_id_list(ids)} {verb} {already}{shown}")
+    return f"{' and '.join(parts)} and cannot be {_VERB[target]}; nothing was changed"
+
+
+def change_status(
     order_ids: Sequence[int],
+    target: Status,
     reason: str | None = None,
     actor: str | None = None,
     dry_run: bool = False,
-) -> list[CancelResult]:
-    """Cancel draft or paid orders; already-cancelled ones are reported unchanged."""
+) -> list[StatusChange]:
+    """Move orders to `target` by the rule table (domain.TRANSITIONS): the one code path
+    behind `pay`, `ship` and `cancel`.
+
+    One transaction: lock the orders (in id order) and read their statuses, refuse if any
+    is unknown or may not move to `target` (nothing written), then one conditional UPDATE
+    and one multi-row INSERT of the events per batch of ids under the backend's parameter
+    limit. Orders already in `target` are reported unchanged, without an event."""
+    allowed = TRANSITIONS[target]
     ids = list(dict.fromkeys(order_ids))
 
     def attempt() -> tuple[dict[int, str], list[int]]:
         found = _locked_rows(ids, Order.status)
         previous = {order_id: row[0] for order_id, row in found.items()}
-        shipped = [i for i in ids if previous[i] == Status.SHIPPED]
-        if shipped:
-            plural = "s" if len(shipped) > 1 else ""
-            raise Refused(
-                f"order{plural} {_id_list(shipped)} already shipped and cannot be cancelled; "
-                "nothing was changed"
-            )
-        to_cancel = [i for i in ids if previous[i] in CANCELLABLE]
-        if to_cancel and not dry_run:
+        refused: dict[str, list[int]] = {}
+        for i in ids:
+            if previous[i] != target and previous[i] not in allowed:
+                refused.setdefault(previous[i], []).append(i)
+        if refused:
+            raise Refused(_refusal(refused, target))
+        to_change = [i for i in ids if previous[i] in allowed]
+        if to_change and not dry_run:
             now = utcnow()
-            cancellable = [s.value for s in CANCELLABLE]
-            for chunk in _id_chunks(to_cancel):
+            sources = [s.value for s in allowed]
+            for chunk in _id_chunks(to_change):
                 changed = (
-                    Order.update(status=Status.CANCELLED.value, updated_at=now)
-                    .where(Order.id.in_(chunk), Order.status.in_(cancellable))
+                    Order.update(status=target.value, updated_at=now)
+                    .where(Order.id.in_(chunk), Order.status.in_(sources))
                     .execute()
                 )
                 if changed != len(chunk):  # the rows are locked: this cannot race
-                    raise RuntimeError(f"cancel updated {changed} of {len(chunk)} locked orders")
-            events = [
-                (i, previous[i], Status.CANCELLED.value, reason, actor, now) for i in to_cancel
-            ]
+                    raise RuntimeError(f"updated {changed} of {len(chunk)} locked orders")
+            events = [(i, previous[i], target.value, reason, actor, now) for i in to_change]
             per_statement = backend().max_bind_params(database.obj) // len(EVENT_FIELDS)
             for batch in chunked(events, per_statement):
                 OrderEvent.insert_many(batch, fields=EVENT_FIELDS).as_rowcount().execute()
-        return previous, to_cancel
+        return previous, to_change
 
-    previous, to_cancel = retrying(attempt)
-    changed_ids = set(to_cancel)
-    return [CancelResult(i, previous[i], Status.CANCELLED.value, i in changed_ids) for i in ids]
+    previous, to_change = retrying(attempt)
+    changed_ids = set(to_change)
+    return [StatusChange(i, previous[i], target.value, i in changed_ids) for i in ids]
+
+
+def pay_orders(
+    order_ids: Sequence[int],
+    reason: str | None = None,
+    actor: str | None = None,
+    dry_run: bool = False,
+) -> list[StatusChange]:
+    """Mark draft orders paid; already-paid ones are reported unchanged."""
+    return change_status(order_ids, Status.PAID, reason, actor, dry_run)
+
+
+def ship_orders(
+    order_ids: Sequence[int],
+    reason: str | None = None,
+    actor: str | None = None,
+    dry_run: bool = False,
+) -> list[StatusChange]:
+    """Mark paid orders shipped; already-shipped ones are reported unchanged."""
+    return change_status(order_ids, Status.SHIPPED, reason, actor, dry_run)
+
+
+def cancel_orders(
+    order_ids: Sequence[int],
+    reason: str | None = None,
+    actor: str | None = None,
+    dry_run: bool = False,
+) -> list[StatusChange]:
+    """Cancel draft or paid orders; already-cancelled ones are reported unchanged."""
+    return change_status(order_ids, Status.CANCELLED, reason, actor, dry_run)
 
 
 def archive_orders(order_ids: Sequence[int], undo: bool = False) -> list[ArchiveResult]:

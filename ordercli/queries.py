@@ -1,7 +1,7 @@
 """Read-side queries. Each returns plain data; rendering lives in render.py.
 
-`list_orders` and `summarize_customers` are one SELECT each, whatever the data size:
-the join, the item count and the aggregates are computed by the database.
+`list_orders`, `summarize_customers`, `list_customers` and `revenue` are one SELECT
+each, whatever the data size: joins, counts and aggregates are computed by the database.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import peewee
 from peewee import JOIN, SQL, Case, NodeList, fn
 
 from ordercli.db import backend, database
+from ordercli.domain import Period
 from ordercli.errors import NotFound
-from ordercli.models import SPENT, Customer, Order, OrderEvent, OrderItem, Status
+from ordercli.models import SPENT, Customer, Order, OrderEvent, OrderItem, Status, utcnow
 from ordercli.timeutil import as_utc
 
 LIKE_ESCAPE = "!"
@@ -62,10 +63,7 @@ def email_contains(needle: str) -> peewee.Node:
 
     LOWER() on both sides instead of ILIKE or the column's collation, so it means the
     same on every backend (ASCII folding at least; SQLite's LOWER is ASCII-only)."""
-    pattern = f"%{escape_like(needle.lower())}%"
-    like = NodeList(
-        (fn.LOWER(Customer.email), SQL("LIKE"), pattern, SQL(f"ESCAPE '{LIKE_ESCAPE}'"))
-    )
+    like = text_contains(Customer.email, needle)
     candidates = backend().email_candidates(needle)
     return like if candidates is None else (Customer.id.in_(candidates) & like)
 
@@ -275,3 +273,197 @@ def show_order(order_id: int) -> dict[str, Any]:
         for event in cast(Iterable[dict[str, Any]], events)
     ]
     return order
+
+
+# --- customers -------------------------------------------------------------------------------
+
+
+class CustomerRow(NamedTuple):
+    """One customer as `customers` reports it (the contract's JSON fields, in order)."""
+
+    id: int
+    name: str
+    email: str
+    is_active: bool
+    created_at: datetime.datetime | None
+    orders: int
+    spent_cents: int
+    last_order_at: datetime.datetime | None
+
+
+CUSTOMER_FIELDS = CustomerRow._fields
+
+
+def text_contains(column: peewee.Node, needle: str) -> peewee.Node:
+    """Case-insensitive substring of `column`, wildcards literal (as `--email` matches)."""
+    pattern = f"%{escape_like(needle.lower())}%"
+    return NodeList((fn.LOWER(column), SQL("LIKE"), pattern, SQL(f"ESCAPE '{LIKE_ESCAPE}'")))
+
+
+def customers_query(
+    email: str | None = None,
+    name: str | None = None,
+    include_inactive: bool = False,
+    limit: int = 50,
+) -> peewee.Select:
+    """The one SELECT behind `customers`: the chosen customers (newest first, limited in
+    a derived table, so only their orders are read) left-joined to their non-archived
+    orders and grouped."""
+    chosen = Customer.select(
+        Customer.id, Customer.name, Customer.email, Customer.is_active, Customer.created_at
+    )
+    if not include_inactive:
+        chosen = chosen.where(Customer.is_active == True)  # noqa: E712
+    if email:
+        chosen = chosen.where(email_contains(email))
+    if name:
+        chosen = chosen.where(text_contains(Customer.name, name))
+    chosen = chosen.order_by(Customer.id.desc())
+    if limit:
+        chosen = chosen.limit(limit)
+    c = chosen.alias("c")
+    is_spent = Order.status.in_([s.value for s in SPENT])
+    columns = [c.c.id, c.c.name, c.c.email, c.c.is_active, c.c.created_at]
+    return (
+        peewee.Select(
+            [c],
+            [
+                *columns,
+                fn.COUNT(Order.customer).alias("orders"),
+                fn.COALESCE(fn.SUM(Case(None, [(is_spent, Order.total_cents)], 0)), 0).alias(
+                    "spent_cents"
+                ),
+                fn.MAX(Order.created_at).alias("last_order_at"),
+            ],
+        )
+        .join(
+            Order,
+            JOIN.LEFT_OUTER,
+            on=(Order.customer == c.c.id) & (Order.is_archived == False),  # noqa: E712
+        )
+        .group_by(*columns)
+        .order_by(c.c.id.desc())
+    )
+
+
+def list_customers(
+    email: str | None = None,
+    name: str | None = None,
+    include_inactive: bool = False,
+    limit: int = 50,
+) -> Iterator[CustomerRow]:
+    """Customers newest first with their orders, spent and last order; `limit=0` streams."""
+    query = customers_query(email, name, include_inactive, limit)
+    for row in backend().iterate(database.obj, query, stream=not limit):
+        customer_id, name_, email_, is_active, created_at, orders, spent, last_order_at = row
+        yield CustomerRow(
+            customer_id,
+            name_,
+            email_,
+            bool(is_active),
+            as_utc(created_at),
+            int(orders),
+            int(spent),
+            as_utc(last_order_at),
+        )
+
+
+# --- revenue ---------------------------------------------------------------------------------
+
+
+class RevenueRow(NamedTuple):
+    """One period as `revenue` reports it (the contract's JSON fields, in order)."""
+
+    period: datetime.date
+    orders: int
+    revenue_cents: int
+    customers: int
+
+
+REVENUE_FIELDS = RevenueRow._fields
+
+
+def revenue_query(
+    period: Period,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+) -> peewee.Select:
+    """The one SELECT with one GROUP BY behind `revenue`: the engine truncates the dates."""
+    start = peewee.Alias(backend().period_start(period.value, Order.created_at), "period_start")
+    query = Order.select(
+        start,
+        fn.COUNT(Order.id).alias("orders"),
+        fn.SUM(Order.total_cents).alias("revenue_cents"),
+        fn.COUNT(NodeList((SQL("DISTINCT"), Order.customer))).alias("customers"),
+    ).where(
+        Order.status.in_([s.value for s in SPENT]),
+        Order.is_archived == False,  # noqa: E712
+        *_window(Order.created_at, since, until),
+    )
+    # By position: the expression may carry parameters, which would not match a
+    # repeated GROUP BY expression once they are numbered ($1 vs $4).
+    return query.group_by(SQL("1")).order_by(SQL("1")).tuples()
+
+
+def period_of(moment: datetime.date, period: Period) -> datetime.date:
+    """The first day of the period holding `moment` (a date, or a naive UTC datetime)."""
+    day = moment.date() if isinstance(moment, datetime.datetime) else moment
+    if period is Period.week:
+        return day - datetime.timedelta(days=day.weekday())
+    if period is Period.month:
+        return day.replace(day=1)
+    return day
+
+
+def next_period(start: datetime.date, period: Period) -> datetime.date:
+    if period is Period.day:
+        return start + datetime.timedelta(days=1)
+    if period is Period.week:
+        return start + datetime.timedelta(days=7)
+    return (start + datetime.timedelta(days=32)).replace(day=1)
+
+
+def _as_date(value: Any) -> datetime.date:
+    """A period start as the engine returned it (date, datetime or text) as a date."""
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    return datetime.date.fromisoformat(str(value)[:10])
+
+
+def revenue(
+    period: Period,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+    now: datetime.datetime | None = None,
+) -> list[RevenueRow]:
+    """Money taken per period, oldest first, every period of the range present (zeros
+    where nothing was sold). The range runs from the period of `since` (else the first
+    period with a counted order) to the period of the last instant before `until` (else
+    the current period, or a later one holding an order)."""
+    query = revenue_query(period, since, until)
+    found = {
+        _as_date(start): RevenueRow(_as_date(start), int(orders), int(cents), int(customers))
+        for start, orders, cents, customers in backend().iterate(database.obj, query, False)
+    }
+    if since is not None:
+        first = period_of(since, period)
+    elif found:
+        first = min(found)
+    else:
+        return []
+    if until is not None:
+        last = period_of(max(until - datetime.timedelta(microseconds=1), since or until), period)
+    else:
+        last = period_of(now or utcnow(), period)
+        if found:
+            last = max(last, max(found))  # an order dated in the future is still shown
+    rows = []
+    current = first
+    while current <= last:
+        rows.append(found.get(current) or RevenueRow(current, 0, 0, 0))
+        if current >= datetime.date.max - datetime.timedelta(days=31):
+            break
+        current = next_period(current, period)
+    return rows

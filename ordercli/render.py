@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 MONEY_SUFFIX = "_cents"
 NUMERIC_FIELDS = frozenset(
@@ -59,6 +60,8 @@ def json_default(value: Any) -> Any:
     """What json.dumps cannot write itself (it calls this only for such values)."""
     if isinstance(value, datetime.datetime):
         return iso_utc(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()  # a period's first day: YYYY-MM-DD
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
@@ -75,6 +78,8 @@ def csv_value(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, datetime.datetime):
         return iso_utc(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
     return value
 
 
@@ -85,6 +90,8 @@ def table_value(field: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, datetime.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
     if field.endswith(MONEY_SUFFIX) and isinstance(value, int):
         return f"{value / 100:,.2f}"
     return str(value)
@@ -195,3 +202,51 @@ def render_order_detail(order: dict[str, Any], fields: Sequence[str], fmt: Outpu
 
 def _columns(records: Iterable[dict[str, Any]], fields: Sequence[str]) -> list[list[Any]]:
     return [[record[field] for field in fields] for record in records]
+
+
+# --- revenue: the rows, and on a table a bar per period --------------------------------------
+
+BAR_EIGHTHS = " ▏▎▍▌▋▊▉"
+PIPED_BAR_WIDTH = 40  # piped tables are never cut, so the bar needs a width of its own
+MIN_BAR_WIDTH = 8
+
+
+def revenue_bar(value: int, largest: int, width: int) -> str:
+    """A horizontal bar `width` cells long at `largest`, in eighths of a cell."""
+    if largest <= 0 or value <= 0:
+        return ""
+    eighths = max(1, round(value * width * 8 / largest))
+    full, part = divmod(eighths, 8)
+    return "█" * full + (BAR_EIGHTHS[part] if part else "")
+
+
+def render_revenue(
+    records: Sequence[Sequence[Any]], fields: Sequence[str], fmt: OutputFormat
+) -> None:
+    """Periods as a table with a bar per period proportional to its revenue (the bar
+    takes the width the numbers leave, so the table fits the terminal); json and csv
+    carry the rows only."""
+    if fmt is not OutputFormat.table or not records:
+        render_records(records, fields, fmt, empty_message="No paid or shipped orders.")
+        return
+    console = stdout_console()
+    cells = [[table_value(f, v) for f, v in zip(fields, row, strict=True)] for row in records]
+    headers = [f.removesuffix(MONEY_SUFFIX) for f in fields]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    # Each column has one cell of padding either side and the box one border per column
+    # plus one: the bar column gets the rest of the terminal.
+    used = sum(widths) + 3 * (len(fields) + 1) + 1
+    width = console.width - used if console.is_terminal else PIPED_BAR_WIDTH
+    width = max(width, MIN_BAR_WIDTH)
+    table = Table(title=None)
+    for field, header in zip(fields, headers, strict=True):
+        numeric = field in NUMERIC_FIELDS or field in ("revenue_cents", "customers")
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
+    table.add_column("", no_wrap=True, min_width=width, max_width=width)
+    revenue_index = list(fields).index("revenue_cents")
+    largest = max(int(row[revenue_index]) for row in records)
+    for row, row_cells in zip(records, cells, strict=True):
+        bar = revenue_bar(int(row[revenue_index]), largest, width)
+        table.add_row(*(Text(c) for c in row_cells), Text(bar, style="green"))
+    console.print(table)
+    sys.stdout.flush()
