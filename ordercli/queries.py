@@ -405,6 +405,9 @@ def revenue_query(
     return query.group_by(SQL("1")).order_by(SQL("1")).tuples()
 
 
+_FIRST_INSTANT = datetime.datetime.min + datetime.timedelta(microseconds=1)
+
+
 def period_of(moment: datetime.date, period: Period) -> datetime.date:
     """The first day of the period holding `moment` (a date, or a naive UTC datetime)."""
     day = moment.date() if isinstance(moment, datetime.datetime) else moment
@@ -454,7 +457,9 @@ def revenue(
     else:
         return []
     if until is not None:
-        last = period_of(max(until - datetime.timedelta(microseconds=1), since or until), period)
+        # the last instant before `until` (which is later than `since`, and not year 1's
+        # first instant: parse_utc refuses instants before it)
+        last = period_of(max(until, _FIRST_INSTANT) - datetime.timedelta(microseconds=1), period)
     else:
         last = period_of(now or utcnow(), period)
         if found:
