@@ -468,7 +468,8 @@ def revenue(
     current = first
     while current <= last:
         rows.append(found.get(current) or RevenueRow(current, 0, 0, 0))
-        if current >= datetime.date.max - datetime.timedelta(days=31):
+        try:
+            current = next_period(current, period)
+        except OverflowError:  # the period of 9999-12-31 was the last one
             break
-        current = next_period(current, period)
     return rows

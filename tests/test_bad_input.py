@@ -130,7 +130,9 @@ class Case:
     db: str | bytes = "{url}"  # --db
     listed: tuple[str, ...] | None = None  # exit 0: list --format json shows exactly these
     shown: str | None = None  # exit 0: show --format json shows this order
-    event: tuple[str, Any] | None = None  # exit 0: (order, reason) one cancel event written
+    event: tuple[str, Any] | None = None  # exit 0: (order, reason) one status event written
+    moved: str = "cancelled"  # the status that event moves the order to
+    found: tuple[str, ...] | None = None  # exit 0: customers --format json shows these
     seeded: int | None = None  # exit 0: seed --format json added this many orders
     secret: str | None = None  # never in any output (a password in the URL)
 
@@ -358,6 +360,129 @@ CASES = [
         0,
         id="cancel-dry-run-with-injection-reason-writes-nothing",
     ),
+    # --- pay and ship: ids, refusals, --reason, --dry-run, --format ---------------------------
+    row("pay 1.5", 2, "order_id", id="pay-id-float"),
+    row("pay 0x10", 2, "order_id", id="pay-id-hex"),
+    row("pay -0", 2, "-0", id="pay-id-minus-zero"),
+    row(["pay", ""], 2, "order_id", id="pay-id-empty"),
+    row("pay", 2, "order_id", id="pay-no-ids"),
+    row("pay {draft} {uint64_over}", 2, "order_id", id="pay-id-2**64"),
+    row(["pay", "{draft}", "--format", ""], 2, "--format", id="pay-format-empty"),
+    row("pay {draft} --format xml", 2, "--format", *FORMATS, id="pay-format-xml"),
+    row("pay {draft} {shipped}", 1, "{shipped}", "shipped", id="pay-shipped-refused"),
+    row("pay {cancelled} {draft}", 1, "{cancelled}", "cancelled", id="pay-cancelled-refused"),
+    row("pay {draft} {missing}", 1, "{missing}", id="pay-unknown-id"),
+    row("pay {draft} {max_id}", 1, "{max_id}", id="pay-id-2**63-1-not-found"),
+    row("pay {paid} --format json", 0, id="pay-already-paid-writes-nothing"),
+    row(
+        ["pay", "{draft}", "--reason", "virement reçu 🦄 — ok"],
+        0,
+        id="pay-reason-unicode-is-stored-exactly",
+        event=("draft", "virement reçu 🦄 — ok"),
+        moved="paid",
+    ),
+    row(
+        ["pay", "{draft}", "--reason", INJECT],
+        0,
+        id="pay-reason-sql-injection-is-stored-exactly",
+        event=("draft", INJECT),
+        moved="paid",
+    ),
+    row(
+        ["pay", "{draft}", "--dry-run", "--reason", INJECT, "--format", "json"],
+        0,
+        id="pay-dry-run-writes-nothing",
+    ),
+    row(
+        ["pay", "{draft}", "{shipped}", "--dry-run"],
+        1,
+        "{shipped}",
+        id="pay-dry-run-has-the-same-refusals",
+    ),
+    row("ship 1e3", 2, "order_id", id="ship-id-exponent"),
+    row("ship 0", 2, "order_id", id="ship-id-0"),
+    row("ship -- -7", 2, "order_id", id="ship-id-negative-after-dashdash"),
+    row("ship {paid} {int64_over}", 2, "order_id", id="ship-id-2**63"),
+    row("ship {paid} --format JSONL", 2, "--format", *FORMATS, id="ship-format-jsonl"),
+    row("ship {paid} {draft}", 1, "{draft}", "draft", id="ship-draft-refused"),
+    row("ship {cancelled}", 1, "{cancelled}", "cancelled", id="ship-cancelled-refused"),
+    row("ship {paid} {missing}", 1, "{missing}", id="ship-unknown-id"),
+    row("ship {shipped} --format csv", 0, id="ship-already-shipped-writes-nothing"),
+    row(
+        ["ship", "{paid}", "--reason", "100% off_\\n 日本語"],
+        0,
+        id="ship-reason-wildcards-are-stored-exactly",
+        event=("paid", "100% off_\\n 日本語"),
+        moved="shipped",
+    ),
+    row(
+        ["ship", "{archived}", "--reason", ""],
+        0,
+        id="ship-archived-order-too",
+        event=("archived", ""),
+        moved="shipped",
+    ),
+    # --- customers: --limit, --email, --name, --format ----------------------------------------
+    row("customers --limit abc", 2, "--limit", id="customers-limit-abc"),
+    row("customers --limit -1", 2, "--limit", id="customers-limit-negative"),
+    row("customers --limit {huge}", 2, "--limit", id="customers-limit-10**30"),
+    row("customers --format xml", 2, "--format", *FORMATS, id="customers-format-xml"),
+    row(
+        ["customers", "--email", "", "--format", "json"],
+        0,
+        id="customers-email-empty-matches-all",
+        found=tuple(key for key, _ in CUSTOMERS),
+    ),
+    row("customers --email % --format json", 0, id="customers-email-percent", found=("pct",)),
+    row("customers --email 0%o --format json", 0, id="customers-email-pct-3", found=("pct",)),
+    row("customers --email r_s --format json", 0, id="customers-email-under", found=("under",)),
+    row("customers --email k\\s --format json", 0, id="customers-email-back", found=("back",)),
+    row("customers --email 🦄 --format json", 0, id="customers-email-emoji", found=("emoji",)),
+    row(
+        ["customers", "--email", 'e" OR "b', "--format", "json"],
+        0,
+        id="customers-email-fts-phrase-break",
+        found=(),
+    ),
+    row(["customers", "--email", INJECT, "--format", "json"], 0, id="customers-inject", found=()),
+    row(
+        "customers --name _ --format json",
+        0,
+        id="customers-name-underscore-literal",
+        found=("pct_decoy", "under_decoy", "back_decoy"),
+    ),
+    row("customers --name % --format json", 0, id="customers-name-percent-literal", found=()),
+    row(
+        ["customers", "--name", "' OR 1=1 --", "--format", "json"],
+        0,
+        id="customers-name-or-1=1",
+        found=(),
+    ),
+    row("customers --name ALICE --format json", 0, id="customers-name-case", found=("alice",)),
+    # --- revenue: --by, --since/--until, --format ---------------------------------------------
+    row("revenue --by year", 2, "--by", "day", "week", "month", id="revenue-by-year"),
+    row(["revenue", "--by", ""], 2, "--by", id="revenue-by-empty"),
+    row(["revenue", "--by", "week' --"], 2, "--by", id="revenue-by-sql-injection"),
+    row("revenue --by MONTH --format json", 0, id="revenue-by-uppercase"),
+    row("revenue --since 2026-13-01", 2, "--since", id="revenue-since-month-13"),
+    row(["revenue", "--until", INJECT_DATE], 2, "--until", id="revenue-until-sql-injection"),
+    row(
+        "revenue --since 2026-01-10 --until 2026-01-10",
+        2,
+        "--since",
+        id="revenue-since-equals-until",
+    ),
+    row("revenue --format CSV2", 2, "--format", *FORMATS, id="revenue-format-csv2"),
+    row(
+        "revenue --by day --since 9999-12-30 --until 9999-12-31T23:59:59 --format json",
+        0,
+        id="revenue-last-days-of-year-9999",
+    ),
+    row(
+        "revenue --by month --since 0001-01-01 --until 0001-03-01 --format csv",
+        0,
+        id="revenue-first-months-of-year-1",
+    ),
     # --- show ---------------------------------------------------------------------------------
     row("show 1.5", 2, "order_id", id="show-id-float"),
     row("show 0x10", 2, "order_id", id="show-id-hex"),
@@ -511,7 +636,7 @@ def _check_event(case: Case, url: str, before: Snapshot, ids: dict[str, int]) ->
         after = _snapshot()
         order = Order.get_by_id(order_id)
         events = list(OrderEvent.select().where(OrderEvent.id > before["order_event"][-1][0]))
-    only = "a cancel writes only its order and event"
+    only = "a status change writes only its order and event"
     assert checked(only, after["customer"] == before["customer"])
     assert checked(only, after["order_item"] == before["order_item"])
     assert checked(
@@ -519,13 +644,13 @@ def _check_event(case: Case, url: str, before: Snapshot, ids: dict[str, int]) ->
     )
     others = [r for r in after["orders"] if r[0] != order_id]
     assert checked(only, others == [r for r in before["orders"] if r[0] != order_id])
-    assert order.status == "cancelled"
+    assert order.status == case.moved
     assert len(events) == 1, events
     event = events[0]
     assert event.order_id == order_id
     assert (event.from_status, event.to_status, event.actor) == (
         ORDERS[key][1],
-        "cancelled",
+        case.moved,
         "pytest",
     )
     if reason is ANY_REASON:
@@ -572,6 +697,10 @@ def test_bad_input(db_url, cli, tmp_path, monkeypatch, case):
     _check_output(case, result, values)
     if result.exit_code == 0 and case.listed is not None:
         _check_listed(case, result, ids)
+    if result.exit_code == 0 and case.found is not None:
+        emails = [row["email"] for row in json.loads(result.stdout)]
+        wanted = [email for key, email in reversed(CUSTOMERS) if key in case.found]
+        assert emails == wanted, describe(result)
     if result.exit_code == 0 and case.shown is not None:
         assert json.loads(result.stdout)["id"] == ids[case.shown], describe(result)
     if result.exit_code == 0 and case.event is not None:
