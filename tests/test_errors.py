@@ -204,7 +204,8 @@ def test_no_arguments_shows_help_with_exit_2(db_url, cli, tmp_path, monkeypatch)
     assert "Traceback" not in result.stdout + result.stderr
     help_text = _flat(result.stdout)
     assert "Usage: ordercli" in help_text
-    for command in ("seed", "list", "summary", "cancel", "show", "archive", "migrate"):
+    commands = ("seed", "list", "summary", "cancel", "show", "archive", "migrate")
+    for command in (*commands, "pay", "ship", "customers", "revenue"):
         assert re.search(rf"(?<![\w-]){command}(?![\w-])", help_text), command
     _assert_unchanged(db_url, before)
     assert list(cwd.iterdir()) == [], "no default database is created"
