@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, TypeVar
 
-from peewee import Field, chunked
+from peewee import Field
 
 from ordercli.db import backend, database, lock_rows, retrying
 from ordercli.domain import TRANSITIONS
 from ordercli.errors import NotFound, Refused
 from ordercli.models import Order, OrderEvent, Status, utcnow
+
+T = TypeVar("T")
 
 
 class StatusChange(NamedTuple):
@@ -60,9 +62,16 @@ def current_actor() -> str | None:
         return None
 
 
-def _id_chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most `size` items. (Peewee's `chunked` pads every group
+    to `size` and pops the padding: ~40 ms per call at SQLite's 32,750, even for 1 id.)"""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _id_chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
     # Leave room for the statement's other parameters.
-    return chunked(ids, backend().max_bind_params(database.obj) - 16)
+    return _batches(ids, backend().max_bind_params(database.obj) - 16)
 
 
 def _locked_rows(ids: Sequence[int], *fields: Any) -> dict[int, tuple[Any, ...]]:
@@ -144,7 +153,7 @@ def change_status(
                     raise RuntimeError(f"updated {changed} of {len(chunk)} locked orders")
             events = [(i, previous[i], target.value, reason, actor, now) for i in to_change]
             per_statement = backend().max_bind_params(database.obj) // len(EVENT_FIELDS)
-            for batch in chunked(events, per_statement):
+            for batch in _batches(events, per_statement):
                 OrderEvent.insert_many(batch, fields=EVENT_FIELDS).as_rowcount().execute()
         return previous, to_change
 
