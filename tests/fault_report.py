@@ -48,6 +48,7 @@ NAMES = {"pgbouncer": "pgbouncer", "postgres": "postgresql", "mysql": "mysql", "
 FAULTS = {
     "seed kills": "seed SIGKILLed at a polled kill point",
     "cancel kills": "cancel SIGKILLed inside its transaction",
+    "ship kills": "ship (of 20,000 ids) SIGKILLed inside its transaction",
     "server restarts": "server restarted under a seed",
     "server sessions ended": "session ended by the server under a seed",
     "lock timeouts": "server lock_timeout under a write",

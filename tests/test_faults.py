@@ -213,21 +213,26 @@ def _paid_orders(cli: Any, url: str, count: int) -> list[int]:
 
 def _cancel_outcome(side: Probe, ids: list[int]) -> str:
     """'none' or 'all'; fails on anything in between."""
+    return _move_outcome(side, ids, "cancelled")
+
+
+def _move_outcome(side: Probe, ids: list[int], target: str) -> str:
+    """'none' or 'all' of the paid orders `ids` moved to `target` with one event each;
+    fails on anything in between."""
     low, high = min(ids), max(ids)
     in_range = f"BETWEEN {low} AND {high}"
-    cancelled = side.scalar(
-        f"SELECT COUNT(*) FROM orders WHERE status = 'cancelled' AND id {in_range}"
-    )
+    moved = side.scalar(f"SELECT COUNT(*) FROM orders WHERE status = '{target}' AND id {in_range}")
     paid = side.scalar(f"SELECT COUNT(*) FROM orders WHERE status = 'paid' AND id {in_range}")
     events = side.scalar("SELECT COUNT(*) FROM order_event")
     per_order = side.scalar(
         "SELECT COUNT(*) FROM (SELECT order_id FROM order_event GROUP BY order_id "
         "HAVING COUNT(*) <> 1) AS x"
     )
-    state = (cancelled, paid, events, per_order)
+    state = (moved, paid, events, per_order)
     none, every = (0, len(ids), 0, 0), (len(ids), 0, len(ids), 0)
-    assert checked("cancel all or nothing", state in (none, every)), (
-        f"cancel of {len(ids)} orders half-applied: cancelled={cancelled} paid={paid} "
+    command = {"cancelled": "cancel", "shipped": "ship"}[target]
+    assert checked(f"{command} all or nothing", state in (none, every)), (
+        f"{command} of {len(ids)} orders half-applied: {target}={moved} paid={paid} "
         f"events={events} orders with other than one event={per_order}"
     )
     return "none" if state == none else "all"
@@ -379,10 +384,20 @@ def test_large_cancel_killed_at_random_moments_is_all_or_nothing(db_url, cli):
     PostgreSQL, MySQL: while its session shows an open transaction), spread over the
     window as timed on an uninterrupted run, while SQLite writes the WAL, and just after
     the commit. Each time: all ids cancelled with one event each, or none."""
+    _large_move_killed_at_random_moments(db_url, cli, "cancel", "cancelled")
+
+
+def test_large_ship_killed_at_random_moments_is_all_or_nothing(db_url, cli):
+    """The same for `ship` (paid -> shipped), which shares cancel's code path: a ship of
+    20,000 ids (5,000 on the servers) killed inside its transaction is all or nothing."""
+    _large_move_killed_at_random_moments(db_url, cli, "ship", "shipped")
+
+
+def _large_move_killed_at_random_moments(db_url: str, cli: Any, command: str, target: str) -> None:
     size = LARGE_CANCEL_IDS if db_url.startswith("sqlite") else LARGE_CANCEL_IDS // 4
     # (20,000 on SQLite as asked; 5,000 on the servers, where it takes 3-4 times longer)
     ids = _paid_orders(cli, db_url, size)
-    argv = ["cancel", *map(str, ids), "--format", "json"]
+    argv = [command, *map(str, ids), "--format", "json"]
     rng = random.Random(7)
     outcomes: Counter[tuple[str, str]] = Counter()
     with probe(db_url) as side:
@@ -401,7 +416,7 @@ def test_large_cancel_killed_at_random_moments_is_all_or_nothing(db_url, cli):
             window = time.monotonic() - opened_at
             finished = run.wait()
         assert finished.returncode == 0, finished.describe()
-        assert _cancel_outcome(side, ids) == "all"
+        assert _move_outcome(side, ids, target) == "all"
         _reset_to_paid(side)
 
         wal = Path(f"{side.path}-wal")
@@ -411,41 +426,41 @@ def test_large_cancel_killed_at_random_moments_is_all_or_nothing(db_url, cli):
                 side.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 assert wal.stat().st_size == 0
             with children() as started:
-                cancel = Child.ordercli(db_url, *argv, env={"PGAPPNAME": app})
-                started.append(cancel)
+                child = Child.ordercli(db_url, *argv, env={"PGAPPNAME": app})
+                started.append(child)
                 inside = wait_until(
-                    lambda c=cancel, a=app: _in_write_transaction(side, c, a),
-                    "the cancel's write transaction",
-                    watch=cancel,
+                    lambda c=child, a=app: _in_write_transaction(side, c, a),
+                    f"the {command}'s write transaction",
+                    watch=child,
                     poll_s=poll,
                 )
                 if how == "writing the WAL":
                     wait_until(
-                        lambda: wal.stat().st_size > 0, "the WAL to be written", watch=cancel,
+                        lambda: wal.stat().st_size > 0, "the WAL to be written", watch=child,
                         poll_s=0,
                     )  # fmt: skip
                 elif how == "after commit":
                     wait_until(
-                        lambda c=cancel, a=app: not _in_write_transaction(side, c, a),
+                        lambda c=child, a=app: not _in_write_transaction(side, c, a),
                         "the commit",
                         poll_s=min(poll, 0.0005),
                     )
                 else:
                     kill_at = time.monotonic() + fraction * window
-                    while time.monotonic() < kill_at and cancel.running():
+                    while time.monotonic() < kill_at and child.running():
                         time.sleep(0.001)
-                if cancel.kill():
-                    record("cancel kills")
+                if child.kill():
+                    record(f"{command} kills")
             _wait_session_gone(side, inside)
-            outcome = _cancel_outcome(side, ids)
+            outcome = _move_outcome(side, ids, target)
             outcomes[how, outcome] += 1
             if how == "after commit":
-                kept = checked("a cancel killed after its commit is kept", outcome == "all")
-                assert kept, "killed after its commit, the cancel is kept"
+                kept = checked(f"a {command} killed after its commit is kept", outcome == "all")
+                assert kept, f"killed after its commit, the {command} is kept"
             _assert_consistent(db_url, events=None)
             if outcome == "all":
                 _reset_to_paid(side)
-    print(f"cancel kills, window {window:.3f} s: {dict(outcomes)}")
+    print(f"{command} kills, window {window:.3f} s: {dict(outcomes)}")
 
 
 # --- 3. concurrent writers and readers -----------------------------------------------------
