@@ -9,12 +9,14 @@ touched, let alone deleted.
 from __future__ import annotations
 
 import getpass
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from peewee import Field
 
+from ordercli.bulk import BulkInsert
 from ordercli.db import backend, database, lock_rows, retrying
 from ordercli.domain import TRANSITIONS
 from ordercli.errors import NotFound, Refused
@@ -151,10 +153,15 @@ def change_status(
                 )
                 if changed != len(chunk):  # the rows are locked: this cannot race
                     raise RuntimeError(f"updated {changed} of {len(chunk)} locked orders")
-            events = [(i, previous[i], target.value, reason, actor, now) for i in to_change]
+            # One multi-row INSERT per batch; its text is Peewee's one-row statement
+            # widened (bulk.py): compiling 1,000 rows through insert_many took longer
+            # than the database's whole transaction.
+            insert = BulkInsert(OrderEvent, EVENT_FIELDS)
             per_statement = backend().max_bind_params(database.obj) // len(EVENT_FIELDS)
+            events = [(i, previous[i], target.value, reason, actor, now) for i in to_change]
             for batch in _batches(events, per_statement):
-                OrderEvent.insert_many(batch, fields=EVENT_FIELDS).as_rowcount().execute()
+                params = list(itertools.chain.from_iterable(batch))
+                backend().execute_repeated(database.obj, insert.sql(len(batch)), params).close()
         return previous, to_change
 
     previous, to_change = retrying(attempt)
