@@ -107,6 +107,9 @@ class Backend:
     ddl: ClassVar[dict[str, str]]
     # How `list` joins customers to orders when nothing filters the customers.
     newest_orders_join: ClassVar[str] = peewee.JOIN.INNER
+    # Whether any command may upgrade an existing schema (a file owned by its user), or
+    # only `ordercli migrate` (a server's shared, live schema).
+    upgrades_on_use: ClassVar[bool] = False
 
     def __init__(self, url: DatabaseUrl) -> None:
         self.url = url
@@ -125,6 +128,18 @@ class Backend:
     def lock_rows(self, query: peewee.Select) -> peewee.Select:
         """Lock the rows a SELECT returns until the transaction ends."""
         return query.for_update()
+
+    @contextlib.contextmanager
+    def read_only_transaction(self, db: peewee.Database) -> Iterator[None]:
+        """A transaction that can only read (`--dry-run`): no write lock is taken, so it
+        neither waits behind writers nor fails on a read-only file, replica or session."""
+        with db.atomic():
+            db.execute_sql("SET TRANSACTION READ ONLY")
+            yield
+
+    def max_statement_bytes(self, db: peewee.Database) -> int | None:
+        """How large one statement may be, when the server limits it (None: no limit)."""
+        return None
 
     @contextlib.contextmanager
     def migration_lock(self, db: peewee.Database) -> Iterator[None]:
@@ -169,6 +184,10 @@ class Backend:
         """Whether the database asks for the transaction to be run again."""
         return False
 
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        """Whether a statement gave up waiting for a lock (`lock_timeout`)."""
+        return False
+
     def email_candidates(self, needle: str) -> peewee.Node | None:
         """A subquery of customer ids that may contain `needle`, if an index can say.
 
@@ -182,8 +201,37 @@ class Backend:
         raise NotImplementedError
 
 
+def _unicode_lower(value: Any) -> Any:
+    """SQL LOWER() as Python's str.lower: SQLite's own folds ASCII only, while the
+    `--email` needle is lowered in Python; both sides must fold the same way."""
+    return value.lower() if isinstance(value, str) else value
+
+
+def _decode_text(raw: bytes) -> str:
+    """TEXT as str; bytes another writer stored that are not UTF-8 show as U+FFFD
+    instead of failing the whole read."""
+    return raw.decode("utf-8", "replace")
+
+
+class OrdercliSqliteDatabase(peewee.SqliteDatabase):
+    """SqliteDatabase whose connections switch to WAL only when they can and need to.
+
+    Setting `journal_mode` writes the database header: on a read-only file (or one in
+    a read-only directory) that fails, while reading works fine. The mode is read
+    first; a file already in WAL (every file ordercli made) is left as it is, and a
+    rollback-journal file that cannot be written is read in its own mode."""
+
+    def _add_conn_hooks(self, conn: sqlite3.Connection) -> None:
+        super()._add_conn_hooks(conn)  # type: ignore[misc]
+        conn.text_factory = _decode_text
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            with contextlib.suppress(sqlite3.OperationalError):
+                conn.execute("PRAGMA journal_mode = wal")
+
+
 class SqliteBackend(Backend):
     name = "sqlite"
+    upgrades_on_use = True
     ddl = {
         "pk": "INTEGER PRIMARY KEY",
         "fk": "INTEGER",
@@ -199,11 +247,10 @@ class SqliteBackend(Backend):
     default_max_variables = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 
     def create_database(self) -> peewee.Database:
-        return peewee.SqliteDatabase(
+        db = OrdercliSqliteDatabase(
             self.url.database,
             pragmas={
                 "foreign_keys": 1,
-                "journal_mode": "wal",
                 "synchronous": "normal",
                 "busy_timeout": self.busy_timeout_ms,
             },
@@ -211,6 +258,8 @@ class SqliteBackend(Backend):
             returning_clause=True,
             **self.url.connect_params,
         )
+        db.register_function(_unicode_lower, "lower", 1, deterministic=True)
+        return db
 
     def max_bind_params(self, db: peewee.Database) -> int:
         # The connection's limit, but no more than SQLite's default (32,766): Debian
@@ -227,6 +276,18 @@ class SqliteBackend(Backend):
 
     def lock_rows(self, query: peewee.Select) -> peewee.Select:
         return query  # the IMMEDIATE transaction already excludes other writers
+
+    @contextlib.contextmanager
+    def read_only_transaction(self, db: peewee.Database) -> Iterator[None]:
+        # A DEFERRED transaction takes no lock until it reads; query_only makes any
+        # write in it fail instead of upgrading to a write lock.
+        conn = db.connection()
+        conn.execute("PRAGMA query_only = 1")
+        try:
+            with db.atomic("DEFERRED"):
+                yield
+        finally:
+            conn.execute("PRAGMA query_only = 0")
 
     @contextlib.contextmanager
     def migration_lock(self, db: peewee.Database) -> Iterator[None]:
@@ -276,6 +337,24 @@ class SqliteBackend(Backend):
         return int(row[0] or 0)
 
 
+def _utc_postgres_class() -> type[peewee.Database]:
+    from playhouse.postgres_ext import PostgresqlExtDatabase
+
+    class UtcPostgresDatabase(PostgresqlExtDatabase):  # type: ignore[misc]
+        """Sessions in UTC, whatever PGTZ or the server says.
+
+        Timestamps are `timestamptz` (migration 3): a naive datetime ordercli sends is read
+        by the server in the session's zone, and the values it returns are converted to
+        it; in UTC both are the instant meant. PgBouncer tracks TimeZone per client, so a
+        session SET is safe behind it in transaction pooling. Run on the raw cursor: it is
+        connection set-up, not one of the command's statements."""
+
+        def _initialize_connection(self, conn: Any) -> None:
+            conn.execute("SET TIME ZONE 'UTC'")
+
+    return UtcPostgresDatabase
+
+
 class PostgresBackend(Backend):
     name = "postgresql"
     ddl = {
@@ -301,11 +380,9 @@ class PostgresBackend(Backend):
 
     def create_database(self) -> peewee.Database:
         _require_driver("psycopg", "postgres", "PostgreSQL")
-        from playhouse.postgres_ext import PostgresqlExtDatabase
-
         params = dict(self.url.connect_params)
         params.setdefault("connect_timeout", 10)
-        db: peewee.Database = PostgresqlExtDatabase(
+        db: peewee.Database = _utc_postgres_class()(
             self.url.database, prefer_psycopg3=True, **params
         )
         return db
@@ -350,6 +427,9 @@ class PostgresBackend(Backend):
     def is_transient(self, exc: BaseException) -> bool:
         # serialization_failure, deadlock_detected
         return getattr(_driver_error(exc), "sqlstate", None) in ("40001", "40P01")
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return getattr(_driver_error(exc), "sqlstate", None) == "55P03"  # lock_not_available
 
     def execute_repeated(self, db: peewee.Database, sql: str, params: Sequence[Any]) -> Any:
         # psycopg 3 rewrites %s placeholders to $n in Python on every execute of a
@@ -422,6 +502,10 @@ class MySQLBackend(Backend):
     lock_name = "ordercli.migrate"
     lock_timeout_s = 60
 
+    def __init__(self, url: DatabaseUrl) -> None:
+        super().__init__(url)
+        self._max_packet: int | None = None
+
     def create_database(self) -> peewee.Database:
         _require_driver("pymysql", "mysql", "MySQL/MariaDB")
         params = dict(self.url.connect_params)
@@ -458,6 +542,22 @@ class MySQLBackend(Backend):
 
     def max_bind_params(self, db: peewee.Database) -> int:
         return self.bind_param_limit
+
+    @contextlib.contextmanager
+    def read_only_transaction(self, db: peewee.Database) -> Iterator[None]:
+        # SET TRANSACTION (no SESSION) applies to the next transaction only.
+        db.execute_sql("SET TRANSACTION READ ONLY")
+        with db.atomic():
+            yield
+
+    def max_statement_bytes(self, db: peewee.Database) -> int | None:
+        # PyMySQL interpolates parameters: the whole statement travels as one packet,
+        # which the server refuses ("gone away") above max_allowed_packet.
+        if self._max_packet is None:
+            with db.connection().cursor() as cursor:
+                cursor.execute("SELECT @@max_allowed_packet")
+                self._max_packet = int(cursor.fetchone()[0])
+        return self._max_packet
 
     @contextlib.contextmanager
     def migration_lock(self, db: peewee.Database) -> Iterator[None]:

@@ -62,6 +62,10 @@ def database(ctx: typer.Context, migrate: bool = True) -> Iterator[None]:
         message = " ".join(str(exc).split())
         print(f"Error: {message}", file=sys.stderr, flush=True)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        # Ctrl-C: the open transaction was rolled back; exit as shells expect (128 + 2).
+        print("Interrupted.", file=sys.stderr, flush=True)
+        raise typer.Exit(130) from None
 
 
 def _version(value: bool) -> None:
@@ -446,6 +450,9 @@ def archive(
     undo: Annotated[
         bool, typer.Option("--undo", help="Un-archive: show the orders again.")
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and report, change nothing.")
+    ] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Hide orders from list and summary (all or nothing); --undo shows them again.
@@ -455,18 +462,34 @@ def archive(
     from ordercli.orders import ArchiveResult, archive_orders
 
     with database(ctx):
-        results = archive_orders(order_ids, undo=undo)
+        results = archive_orders(order_ids, undo=undo, dry_run=dry_run)
     render_records(results, ArchiveResult._fields, fmt)
+    if dry_run:
+        print("Dry run: nothing was changed.", file=sys.stderr)
 
 
 @app.command()
-def migrate(ctx: typer.Context) -> None:
+def migrate(
+    ctx: typer.Context,
+    show_sql: Annotated[
+        bool,
+        typer.Option("--sql", help="Print the pending statements; change nothing."),
+    ] = False,
+) -> None:
     """Apply pending schema migrations and print the schema version.
 
-    Example: ordercli --db postgresql://user@host/shop migrate
+    On a database server this is the only command that upgrades an existing schema.
+    Interrupted, it is finished by the next run.
+
+    Example: ordercli --db postgresql://user@host/shop migrate --sql
     """
     from ordercli import db, migrations
 
+    if show_sql:
+        with database(ctx, migrate=False):
+            lines = migrations.pending_sql(db.database.obj, db.backend())
+        print("\n".join(lines) if lines else "-- nothing to do: the schema is up to date")
+        return
     with database(ctx, migrate=False):
         version, applied = migrations.migrate(db.database.obj, db.backend())
     for name in applied:

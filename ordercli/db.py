@@ -23,7 +23,9 @@ database = peewee.DatabaseProxy()
 
 _active: Backend | None = None
 
-_TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
+_TRANSACTION_CONTROL = re.compile(
+    r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|SET\s+TRANSACTION)\b", re.I
+)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -86,7 +88,7 @@ def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[
                     f"cannot open the {chosen.name} database: {_first_line(exc)}"
                 ) from None
             if migrate:
-                migrations.migrate(db, chosen)
+                migrations.ensure_schema(db, chosen)
             yield chosen
     finally:
         _active = None
@@ -98,6 +100,19 @@ def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[
             logger.setLevel(previous_level)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C inside a driver call: the rollback on the half-read connection then fails
+    too (PyMySQL: `(0, '')`), and that error replaces the interrupt. It was one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__context__ or current.__cause__
+    return False
+
+
 @contextlib.contextmanager
 def translate_errors(chosen: Backend) -> Iterator[None]:
     secrets = chosen.url.secrets
@@ -107,15 +122,21 @@ def translate_errors(chosen: Backend) -> Iterator[None]:
         exc.args = (redact(str(exc), secrets),)
         raise
     except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        if _interrupted(exc):
+            raise KeyboardInterrupt from None
         cause = _first_line(_original_error(exc, chosen))
         raise DatabaseUnavailable(redact(f"database error: {cause}", secrets)) from None
     except peewee.DatabaseError as exc:
+        if _interrupted(exc):
+            raise KeyboardInterrupt from None
         cause = _first_line(_original_error(exc, chosen))
         raise DatabaseFailure(
             redact(f"the database refused the change: {cause}", secrets)
         ) from None
     except chosen.driver_errors() as exc:
         # Driver errors Peewee does not wrap (e.g. psycopg's DeadlockDetected).
+        if _interrupted(exc):
+            raise KeyboardInterrupt from None
         cause = _first_line(_original_error(exc, chosen))
         raise DatabaseFailure(redact(f"database error: {cause}", secrets)) from None
 
@@ -141,8 +162,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0].strip()
 
 
-def retrying(work: Callable[[], T], attempts: int = 6) -> T:
-    """Run `work` in a write transaction; run it again when the database asks for that.
+def retrying(work: Callable[[], T], attempts: int = 6, read_only: bool = False) -> T:
+    """Run `work` in a write transaction (with `read_only`, a read-only one: --dry-run);
+    run it again when the database asks for that.
 
     Deadlocks and serialization failures (InnoDB, PostgreSQL) and an exhausted SQLite
     busy timeout roll the whole transaction back, so doing it again is safe. Anything
@@ -150,7 +172,12 @@ def retrying(work: Callable[[], T], attempts: int = 6) -> T:
     chosen = backend()
     for attempt in itertools.count(1):
         try:
-            with chosen.write_transaction(database.obj):
+            transaction = (
+                chosen.read_only_transaction(database.obj)
+                if read_only
+                else chosen.write_transaction(database.obj)
+            )
+            with transaction:
                 return work()
         except Exception as exc:
             if attempt >= attempts or not chosen.is_transient(exc):

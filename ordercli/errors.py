@@ -23,3 +23,11 @@ class NotFound(OrderCliError):
 
 class Refused(OrderCliError):
     """The request breaks a business rule, e.g. cancelling a shipped order."""
+
+
+class PendingMigrations(OrderCliError):
+    """A server's schema is older than this ordercli: only `ordercli migrate` upgrades it."""
+
+
+class MigrationBlocked(OrderCliError):
+    """A migration found rows it will not convert by guessing; nothing was changed."""
