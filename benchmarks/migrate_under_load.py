@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -32,17 +33,24 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
+def _first(row: tuple[Any, ...] | None) -> Any:
+    assert row is not None
+    return row[0]
+
+
 def writer(url: str, stop: threading.Event, latencies: list[tuple[float, float]]) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        customer = conn.execute("SELECT MIN(id) FROM customer").fetchone()[0]
+        customer = _first(conn.execute("SELECT MIN(id) FROM customer").fetchone())
         while not stop.is_set():
             started = time.perf_counter()
             with conn.transaction():
-                order = conn.execute(
-                    "INSERT INTO orders (customer_id, status, total_cents) "
-                    "VALUES (%s, 'paid', 499) RETURNING id",
-                    (customer,),
-                ).fetchone()[0]
+                order = _first(
+                    conn.execute(
+                        "INSERT INTO orders (customer_id, status, total_cents) "
+                        "VALUES (%s, 'paid', 499) RETURNING id",
+                        (customer,),
+                    ).fetchone()
+                )
                 conn.execute(
                     "INSERT INTO order_item (order_id, sku, quantity, unit_price_cents) "
                     "VALUES (%s, 'SKU-1', 1, 499)",
