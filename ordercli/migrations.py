@@ -642,7 +642,10 @@ def ensure_schema(db: peewee.Database, backend: Backend) -> None:
     version = backend.read_schema_version(db)
     if version is not None and version >= LATEST_VERSION:
         return
-    if version is not None and not backend.upgrades_on_use:
+    # Version 0: the version table exists and no step is recorded yet, i.e. the first
+    # use of an empty database is under way in another process (MySQL commits each DDL)
+    # or was interrupted: creating the schema is still a first use, not an upgrade.
+    if version and not backend.upgrades_on_use:
         raise PendingMigrations(
             f"the database schema is at version {version} and this ordercli needs version "
             f"{LATEST_VERSION}: run `ordercli migrate` to upgrade it"
