@@ -646,6 +646,12 @@ def ensure_schema(db: peewee.Database, backend: Backend) -> None:
     # use of an empty database is under way in another process (MySQL commits each DDL)
     # or was interrupted: creating the schema is still a first use, not an upgrade.
     if version and not backend.upgrades_on_use:
+        # Another process may be creating the schema of an empty database step by step
+        # (MySQL commits each step): wait for its migration lock, then look again.
+        with backend.migration_lock(db):
+            version = backend.read_schema_version(db)
+        if version is not None and version >= LATEST_VERSION:
+            return
         raise PendingMigrations(
             f"the database schema is at version {version} and this ordercli needs version "
             f"{LATEST_VERSION}: run `ordercli migrate` to upgrade it"
