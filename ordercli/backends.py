@@ -62,15 +62,19 @@ class DatabaseUrl:
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
             params[key] = _query_value(value)
         if scheme == "sqlite":
+            if parts.netloc:
+                # sqlite://orders.db reads "orders.db" as a host: name it (not the
+                # user or password, which may be secret).
+                host = f" (here {parts.hostname!r})" if parts.hostname else ""
+                raise ConfigError(
+                    f"SQLite URLs have no host part{host}: three slashes before a relative "
+                    "path, four before an absolute one: sqlite:///relative/path.db "
+                    "or sqlite:////absolute/path.db"
+                )
             if params:
                 raise ConfigError(
                     "SQLite URLs take no options or query parameters: "
                     "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
-                )
-            if parts.netloc:
-                raise ConfigError(
-                    "SQLite URLs have no host: use sqlite:///relative/path.db "
-                    "or sqlite:////absolute/path.db"
                 )
             database = unquote(parts.path[1:])
         else:

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
+import os
+import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 import typer
+from typer.core import TyperGroup
 
 from ordercli import __version__
 from ordercli.domain import DEFAULT_URL, Period, Status
+from ordercli.drivers import hide_unused_drivers
 from ordercli.errors import OrderCliError
 from ordercli.render import (
     OutputFormat,
@@ -30,42 +36,152 @@ from ordercli.timeutil import parse_utc
 
 MAX_ID = 2**63 - 1
 MAX_SEED_COUNT = 10**9
+DEBUG_ENV = "ORDERCLI_DEBUG"
+# The values a person reads a row for: never dropped from a table (CONTRACT.md, Output).
+# Most important first: on terminals narrower than 80 columns the last ones give way.
+LIST_KEY_FIELDS = ("email", "created_at", "id", "status", "total_cents")
+SUMMARY_KEY_FIELDS = ("email", "spent_cents")
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+
+
+class OrderCliGroup(TyperGroup):
+    """The CLI boundary: what no command handles itself ends here as one `Error:` line.
+
+    - stdout that cannot be written (disk full, closed): one `Error:` line, exit 1,
+      saying whether the command's change was already committed;
+    - a reader that stops early (`| head`): quiet, exit 0 in every format, as when the
+      output happened to fit in the pipe before the reader left;
+    - any other unexpected exception: one `Error:` line naming it (the traceback with
+      ORDERCLI_DEBUG=1).
+    Click's own exits (usage errors, `typer.Exit`, Ctrl-C) pass through untouched."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            print(ctx.get_help())  # the help on stdout, as a usage error (exit 2)
+            ctx.exit(2)
+        return list(super().parse_args(ctx, args))
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            if sys.stdout is None:  # started with stdout closed (`>&-`)
+                raise OSError(errno.EBADF, "standard output is closed")
+            result = super().invoke(ctx)
+            sys.stdout.flush()
+            return result
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, EOFError):
+            raise
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(0) from None
+        except OSError as exc:
+            if getattr(exc, "exit_code", None) is not None or not _is_output_error(exc):
+                _last_resort(ctx, exc)
+            _silence_stdout()
+            committed = _state(ctx).committed
+            _error(
+                f"cannot write the output: {exc.strerror or exc}"
+                + ("; the change was committed" if committed else "")
+            )
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            if hasattr(exc, "exit_code"):  # Click's usage errors and exits
+                raise
+            _last_resort(ctx, exc)
+
+
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EBADF, errno.EIO, errno.EFBIG, errno.EDQUOT})
+
+
+def _is_output_error(exc: OSError) -> bool:
+    return exc.errno in _OUTPUT_ERRNOS
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so Python's final flush of what is left stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass  # not a real file (tests) or already gone
+    try:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives until the process ends)
+    except OSError:
+        pass
+
+
+def _last_resort(ctx: Any, exc: BaseException) -> None:
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        raise exc
+    command = ctx.invoked_subcommand or ctx.info_name or "ordercli"
+    detail = " ".join(str(exc).split()) or "(no message)"
+    committed = "; its change was committed" if _state(ctx).committed else ""
+    _error(
+        f"unexpected failure in {command}: {type(exc).__name__}: {detail}{committed} "
+        f"(run with {DEBUG_ENV}=1 for the traceback)",
+        _state(ctx).secrets,
+    )
+    raise typer.Exit(1) from None
+
+
+def _error(message: str, secrets: tuple[str, ...] = ()) -> None:
+    """One `Error:` line on stderr, plain (never Rich markup), password removed."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        message = message.replace(secret, "***")
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    print(f"Error: {message}", file=sys.stderr, flush=True)
+
 
 app = typer.Typer(
+    cls=OrderCliGroup,
     name="ordercli",
     help="Administer a shop's orders: list, pay, ship, cancel, archive, find customers, "
     "summarise and seed.\n\n"
     "Example: ordercli --db postgresql://user@host/shop list --status paid --email alice",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    # Plain Click help and usage errors: no Rich (and its Markdown parser) at start-up.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Settings:
     url: str
     echo_sql: bool
+    committed: bool = False  # a change of this command is in the database
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+def _state(ctx: Any) -> Settings:
+    root = ctx.find_root()
+    if isinstance(root.obj, Settings):
+        return root.obj
+    return Settings(url=DEFAULT_URL, echo_sql=False)
 
 
 @contextlib.contextmanager
-def database(ctx: typer.Context, migrate: bool = True) -> Iterator[None]:
-    """Open the command's database; expected failures end as one `Error:` line, exit 1."""
+def database(ctx: typer.Context, migrate: bool = True, changes: bool = False) -> Iterator[None]:
+    """Open the command's database; expected failures end as one `Error:` line, exit 1.
+
+    `changes`: the command writes, so once the block ends without an error its change
+    is committed (said in any later error, e.g. output that cannot be written)."""
     from ordercli.db import connect  # Peewee (and the drivers) only when a command runs
 
-    settings: Settings = ctx.ensure_object(Settings)
+    settings = _state(ctx)
     try:
         with connect(settings.url, echo_sql=settings.echo_sql, migrate=migrate):
             yield
     except OrderCliError as exc:
-        sys.stdout.flush()
-        message = " ".join(str(exc).split())
-        print(f"Error: {message}", file=sys.stderr, flush=True)
+        _error(" ".join(str(exc).split()))
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         # Ctrl-C: the open transaction was rolled back; exit as shells expect (128 + 2).
         print("Interrupted.", file=sys.stderr, flush=True)
         raise typer.Exit(130) from None
+    settings.committed = settings.committed or changes
 
 
 def _version(value: bool) -> None:
@@ -79,18 +195,48 @@ def _utf8_text(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("is not valid UTF-8 text") from None
+        raise typer.BadParameter("is not valid UTF-8 text") from None
     return text
 
 
-def _date(text: str) -> datetime.datetime:
-    return parse_utc(text)
+def _date(text: str | datetime.datetime) -> datetime.datetime:
+    if isinstance(text, datetime.datetime):
+        return text
+    try:
+        return parse_utc(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _whole_number(low: int | None, high: int | None, what: str = "a whole number") -> Any:
+    """A parser of plain decimal integers within [low, high].
+
+    Python's int() also takes `1_0`, `+5`, ` 7` and other scripts' digits (`٣`, `２`):
+    a typo must not become another order's id or another count."""
+
+    def parse(text: str | int) -> int:
+        if isinstance(text, int):  # a default or an already-parsed value
+            return text
+        if not _INTEGER.fullmatch(text):
+            raise typer.BadParameter(f"{text!r} is not {what} (plain digits, e.g. 42)")
+        value = int(text)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise typer.BadParameter(f"{text} is not {what} from {low} to {high}")
+        return value
+
+    return parse
+
+
+_order_id = _whole_number(1, MAX_ID, "an order id")
 
 
 FormatOption = Annotated[
     OutputFormat,
     typer.Option(
-        "--format", "-f", help="Output format: table on a terminal, json or csv for scripts."
+        "--format",
+        "-f",
+        case_sensitive=False,
+        help="Output format: table on a terminal, json or csv for scripts.",
     ),
 ]
 SinceOption = Annotated[
@@ -110,7 +256,7 @@ UntilOption = Annotated[
     ),
 ]
 OrderIds = Annotated[
-    list[int], typer.Argument(min=1, max=MAX_ID, metavar="ORDER_ID...", show_default=False)
+    list[int], typer.Argument(parser=_order_id, metavar="ORDER_ID...", show_default=False)
 ]
 
 
@@ -151,27 +297,44 @@ def main_options(
 
     Example: ordercli --db postgresql://user@host/shop list --status paid --email alice
     """
-    ctx.obj = Settings(url=DEFAULT_URL if db is None else db, echo_sql=echo_sql)
+    url = DEFAULT_URL if db is None else db
+    ctx.obj = Settings(url=url, echo_sql=echo_sql, secrets=_url_secrets(url))
+    ctx.call_on_close(hide_unused_drivers(url))
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    """The password as written and decoded, to keep it out of last-resort messages."""
+    try:
+        password = urlsplit(url).password or ""
+    except ValueError:
+        password = url.partition("@")[0].rpartition(":")[2] if "@" in url else ""
+    return tuple(s for s in {password, unquote(password)} if s)
 
 
 @app.command()
 def seed(
     ctx: typer.Context,
     count: Annotated[
-        int, typer.Option(min=1, max=MAX_SEED_COUNT, help="Number of orders to add.")
+        int,
+        typer.Option(
+            parser=_whole_number(1, MAX_SEED_COUNT), metavar="N", help="Number of orders to add."
+        ),
     ] = 1000,
     customers: Annotated[
         int | None,
         typer.Option(
-            min=1,
-            max=MAX_SEED_COUNT,
+            parser=_whole_number(1, MAX_SEED_COUNT),
+            metavar="N",
             help="New customers to spread them over [default: ⌈count/8⌉].",
         ),
     ] = None,
     seed_value: Annotated[
         int | None,
         typer.Option(
-            "--seed", help="Random seed: the same seed on an empty database gives the same rows."
+            "--seed",
+            parser=_whole_number(None, None),
+            metavar="N",
+            help="Random seed: the same seed on an empty database gives the same rows.",
         ),
     ] = None,
     fmt: FormatOption = OutputFormat.table,
@@ -182,7 +345,7 @@ def seed(
     """
     from ordercli.seeding import seed as seed_orders
 
-    with database(ctx), _seed_progress(count) as progress:
+    with database(ctx, changes=True), _seed_progress(count) as progress:
         result = seed_orders(count, customers, seed_value, progress=progress)
     record = {
         "customers": result.customers,
@@ -225,22 +388,38 @@ def list_command(
     ctx: typer.Context,
     status: Annotated[
         list[Status] | None,
-        typer.Option("--status", "-s", help="Only orders with this status; repeat for several."),
+        typer.Option(
+            "--status",
+            "-s",
+            case_sensitive=False,
+            help="Only orders with this status; repeat for several.",
+        ),
     ] = None,
     email: Annotated[
         str | None,
         typer.Option(
             parser=_utf8_text,
+            metavar="TEXT",
             help="Case-insensitive substring of the customer's email (% and _ are literal).",
         ),
     ] = None,
     customer: Annotated[
-        int | None, typer.Option(min=1, max=MAX_ID, help="Only this customer's orders (id).")
+        int | None,
+        typer.Option(
+            parser=_whole_number(1, MAX_ID, "a customer id"),
+            metavar="ID",
+            help="Only this customer's orders (id).",
+        ),
     ] = None,
     since: SinceOption = None,
     until: UntilOption = None,
     limit: Annotated[
-        int, typer.Option(min=0, max=MAX_ID, help="At most this many orders; 0 for all.")
+        int,
+        typer.Option(
+            parser=_whole_number(0, MAX_ID),
+            metavar="N",
+            help="At most this many orders; 0 for all.",
+        ),
     ] = 50,
     include_archived: Annotated[
         bool, typer.Option("--include-archived", help="Also show archived orders.")
@@ -264,14 +443,26 @@ def list_command(
             limit=limit,
             include_archived=include_archived,
         )
-        render_records(rows, ORDER_FIELDS, fmt, empty_message="No matching orders.")
+        render_records(
+            rows,
+            ORDER_FIELDS,
+            fmt,
+            empty_message="No matching orders.",
+            keep=LIST_KEY_FIELDS,
+            omit=() if include_archived else ("is_archived",),
+        )
 
 
 @app.command()
 def summary(
     ctx: typer.Context,
     limit: Annotated[
-        int, typer.Option(min=0, max=MAX_ID, help="At most this many customers; 0 for all.")
+        int,
+        typer.Option(
+            parser=_whole_number(0, MAX_ID),
+            metavar="N",
+            help="At most this many customers; 0 for all.",
+        ),
     ] = 50,
     since: SinceOption = None,
     until: UntilOption = None,
@@ -286,11 +477,14 @@ def summary(
     _check_window(since, until)
     with database(ctx):
         rows = summarize_customers(limit=limit, since=since, until=until)
-    render_records(rows, SUMMARY_FIELDS, fmt, empty_message="No active customers.")
+    render_records(
+        rows, SUMMARY_FIELDS, fmt, empty_message="No active customers.", keep=SUMMARY_KEY_FIELDS
+    )
 
 
 ReasonOption = Annotated[
-    str | None, typer.Option(parser=_utf8_text, help="Why, recorded in the order's history.")
+    str | None,
+    typer.Option(parser=_utf8_text, metavar="TEXT", help="Why, recorded in the order's history."),
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check and report, change nothing.")]
 
@@ -306,7 +500,7 @@ def _change_status(
     """pay, ship and cancel: one call into the core's one status-change path."""
     from ordercli.orders import StatusChange, change_status, current_actor
 
-    with database(ctx):
+    with database(ctx, changes=not dry_run):
         results = change_status(
             order_ids, target, reason=reason, actor=current_actor(), dry_run=dry_run
         )
@@ -367,6 +561,7 @@ def customers(
         str | None,
         typer.Option(
             parser=_utf8_text,
+            metavar="TEXT",
             help="Case-insensitive substring of the email (% and _ are literal).",
         ),
     ] = None,
@@ -374,6 +569,7 @@ def customers(
         str | None,
         typer.Option(
             parser=_utf8_text,
+            metavar="TEXT",
             help="Case-insensitive substring of the name (% and _ are literal).",
         ),
     ] = None,
@@ -381,7 +577,12 @@ def customers(
         bool, typer.Option("--include-inactive", help="Also show inactive customers.")
     ] = False,
     limit: Annotated[
-        int, typer.Option(min=0, max=MAX_ID, help="At most this many customers; 0 for all.")
+        int,
+        typer.Option(
+            parser=_whole_number(0, MAX_ID),
+            metavar="N",
+            help="At most this many customers; 0 for all.",
+        ),
     ] = 50,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
@@ -395,7 +596,13 @@ def customers(
         rows = list_customers(
             email=email, name=name, include_inactive=include_inactive, limit=limit
         )
-        render_records(rows, CUSTOMER_FIELDS, fmt, empty_message="No matching customers.")
+        render_records(
+            rows,
+            CUSTOMER_FIELDS,
+            fmt,
+            empty_message="No matching customers.",
+            keep=SUMMARY_KEY_FIELDS,
+        )
 
 
 @app.command()
@@ -429,7 +636,7 @@ def revenue(
 @app.command()
 def show(
     ctx: typer.Context,
-    order_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)],
+    order_id: Annotated[int, typer.Argument(parser=_order_id, metavar="ORDER_ID")],
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Show one order with its customer, items and status history.
@@ -461,7 +668,7 @@ def archive(
     """
     from ordercli.orders import ArchiveResult, archive_orders
 
-    with database(ctx):
+    with database(ctx, changes=not dry_run):
         results = archive_orders(order_ids, undo=undo, dry_run=dry_run)
     render_records(results, ArchiveResult._fields, fmt)
     if dry_run:
@@ -492,6 +699,7 @@ def migrate(
         return
     with database(ctx, migrate=False):
         version, applied = migrations.migrate(db.database.obj, db.backend())
+    _state(ctx).committed = bool(applied)
     for name in applied:
         print(f"Applied {name}", file=sys.stderr)
     print(f"Schema version {version}" + ("" if applied else " (up to date)"))

@@ -19,7 +19,12 @@ def parse_utc(text: str) -> datetime.datetime:
             "(e.g. 2026-01-31, 2026-01-31T18:00, 2026-01-31T18:00:00+01:00)"
         ) from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is in the year 0 in UTC
+            raise ValueError(
+                f"{text!r} is outside the years 1 to 9999 once converted to UTC"
+            ) from None
     return parsed
 
 
