@@ -448,7 +448,7 @@ def list_command(
             ORDER_FIELDS,
             fmt,
             empty_message="No matching orders.",
-            keep=LIST_KEY_FIELDS,
+            keep=(*LIST_KEY_FIELDS, "is_archived") if include_archived else LIST_KEY_FIELDS,
             omit=() if include_archived else ("is_archived",),
         )
 

@@ -102,6 +102,7 @@ KEEP_ALWAYS = 2
 # Free text that may fold inside its cell when even the key columns are too wide.
 FOLDABLE = frozenset({"reason", "name", "actor", "sku", "email"})
 GAP = 2  # spaces between columns
+MIN_FOLDED_WIDTH = 12
 # Wide enough that a piped table is never wrapped or cut.
 PIPE_WIDTH = 100_000
 
@@ -317,8 +318,10 @@ def build_table(
         if keep is not None and name in keep[KEEP_ALWAYS:]:
             last_resort = KEPT_GIVE_WAY + len(keep) - list(keep).index(name)
         columns.append(Column(name, header(name), full, dated, kept, last_resort))
-    fits = fit_columns(columns, PIPE_WIDTH if width is None else width)
+    width = PIPE_WIDTH if width is None else width
+    fits = fit_columns(columns, width)
     shown = [c for c in columns if c.shown]
+    folding = set() if fits else _folding(shown, width)
     table = Table(
         title=title,
         title_justify="left",
@@ -329,7 +332,7 @@ def build_table(
         header_style="bold",
     )
     for column in shown:
-        foldable = not fits and column.name in FOLDABLE
+        foldable = column.name in folding
         table.add_column(
             column.header,
             justify="right" if column.name in NUMERIC_FIELDS else "left",
@@ -340,6 +343,20 @@ def build_table(
     for i in range(len(rows)):
         table.add_row(*(_text(column.cells[i]) for column in shown))
     return table
+
+
+def _folding(shown: Sequence[Column], width: int) -> set[str]:
+    """The free-text columns that fold when the table cannot fit: the widest first, only
+    as many as needed for the others to stay on one line."""
+    folding: set[str] = set()
+    rest = sum(c.width() for c in shown) + GAP * max(len(shown) - 1, 0)
+    for column in sorted(shown, key=Column.width, reverse=True):
+        if rest <= width:
+            break
+        if column.name in FOLDABLE:
+            folding.add(column.name)
+            rest -= column.width() - MIN_FOLDED_WIDTH
+    return folding
 
 
 def _text(value: str) -> Text:
@@ -459,10 +476,30 @@ def render_order_detail(order: dict[str, Any], fields: Sequence[str], fmt: Outpu
     rows = _columns(order.get("items") or [], items)
     console.print(build_table(rows, items, title="Items", width=console.width))
     if order.get("events"):
-        events = ("created_at", "from_status", "to_status", "actor", "reason")
-        rows = _columns(order["events"], events)
-        console.print(build_table(rows, events, title="History", width=console.width))
+        console.print(_history(order["events"]))
     sys.stdout.flush()
+
+
+def _history(events: Iterable[dict[str, Any]]) -> Table:
+    """The status history as a record list: the time, then `from → to  by actor` and the
+    reason below it, folding inside its column (a reason is free text of any length)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    history = Table.grid(padding=(0, GAP))
+    history.title, history.title_justify = "History", "left"
+    history.add_column(no_wrap=True)
+    history.add_column(overflow="fold")
+    for event in events:
+        shown = {
+            name: visible(table_value(name, event.get(name)))
+            for name in ("created_at", "from_status", "to_status", "actor", "reason")
+        }
+        what = Text(f"{shown['from_status']} → {shown['to_status']}  by {shown['actor']}")
+        if event.get("reason"):
+            what.append("\n" + shown["reason"])
+        history.add_row(_text(shown["created_at"]), what)
+    return history
 
 
 def _columns(records: Iterable[dict[str, Any]], fields: Sequence[str]) -> list[list[Any]]:
