@@ -74,7 +74,7 @@ class OrderCliGroup(TyperGroup):
             _silence_stdout()
             raise typer.Exit(0) from None
         except OSError as exc:
-            if getattr(exc, "exit_code", None) is not None or not _is_output_error(exc):
+            if exc.errno not in _OUTPUT_ERRNOS:  # not about stdout: nothing expected it
                 _last_resort(ctx, exc)
             _silence_stdout()
             committed = _state(ctx).committed
@@ -89,11 +89,8 @@ class OrderCliGroup(TyperGroup):
             _last_resort(ctx, exc)
 
 
+# Database errors never get here as OSError (db.py translates them), so these are stdout's.
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EBADF, errno.EIO, errno.EFBIG, errno.EDQUOT})
-
-
-def _is_output_error(exc: OSError) -> bool:
-    return exc.errno in _OUTPUT_ERRNOS
 
 
 def _silence_stdout() -> None:
