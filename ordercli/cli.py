@@ -125,8 +125,10 @@ def _error(message: str, secrets: tuple[str, ...] = ()) -> None:
     """One `Error:` line on stderr, plain (never Rich markup), password removed."""
     for secret in sorted(secrets, key=len, reverse=True):
         message = message.replace(secret, "***")
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
+    try:
+        sys.stdout.flush()  # what was printed before the error comes first
+    except (AttributeError, OSError, ValueError):
+        _silence_stdout()  # unwritable too: keep Python's final flush quiet
     print(f"Error: {message}", file=sys.stderr, flush=True)
 
 
