@@ -309,4 +309,4 @@ def test_shell_completion_of_a_status_a_format_and_a_command():
     assert _complete("ordercli list --status ") == ["draft", "paid", "shipped", "cancelled"]
     assert _complete("ordercli list -f j") == ["json"]
     assert _complete("ordercli li") == ["list"]
-    assert set(_complete("ordercli s")) == {"seed", "summary", "show"}
+    assert {"seed", "summary", "show"} <= set(_complete("ordercli s"))
