@@ -600,7 +600,8 @@ def customers(
             CUSTOMER_FIELDS,
             fmt,
             empty_message="No matching customers.",
-            keep=SUMMARY_KEY_FIELDS,
+            keep=(*SUMMARY_KEY_FIELDS, "is_active") if include_inactive else SUMMARY_KEY_FIELDS,
+            omit=() if include_inactive else ("is_active",),
         )
 
 

@@ -87,8 +87,8 @@ GIVE_WAY = {
     "name": 50,
     "orders": 60,
     "is_active": 65,
+    "created_at": 45,  # where it is not a key column: a customer's sign-up date
     "updated_at": 70,
-    "created_at": 71,
     "last_order_at": 72,
     "customers": 75,
     "is_archived": 90,
