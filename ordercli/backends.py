@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
+from peewee import chunked
 
 from ordercli.errors import ConfigError
 
@@ -114,6 +115,8 @@ class Backend:
     # Whether any command may upgrade an existing schema (a file owned by its user), or
     # only `ordercli migrate` (a server's shared, live schema).
     upgrades_on_use: ClassVar[bool] = False
+    # Whether `summary` groups the orders before joining the customers (see queries.py).
+    summary_groups_orders_first: ClassVar[bool] = False
 
     def __init__(self, url: DatabaseUrl) -> None:
         self.url = url
@@ -125,9 +128,23 @@ class Backend:
         """How many `?`/`%s` placeholders one statement may carry."""
         raise NotImplementedError
 
+    def refine(self, db: peewee.Database) -> Backend:
+        """The backend for the database actually reached (e.g. Citus behind a
+        postgresql:// URL), asked once the connection is open."""
+        return self
+
     def write_transaction(self, db: peewee.Database) -> Any:
         """A transaction for read-then-write: rows read in it stay ours until commit."""
         return db.atomic()
+
+    def lock_groups(self, db: peewee.Database, ids: Sequence[int], limit: int) -> list[list[int]]:
+        """`ids` in the groups a locking SELECT may take at once (each at most `limit`
+        long), in the order every caller locks them in, so that callers cannot deadlock."""
+        return [list(chunk) for chunk in chunked(sorted(ids), limit)]
+
+    def distribution_statements(self) -> list[str]:
+        """DDL that spreads the freshly created tables over a cluster (Citus only)."""
+        return []
 
     def lock_rows(self, query: peewee.Select) -> peewee.Select:
         """Lock the rows a SELECT returns until the transaction ends."""
@@ -394,6 +411,16 @@ class PostgresBackend(Backend):
     def max_bind_params(self, db: peewee.Database) -> int:
         return self.bind_param_limit
 
+    def refine(self, db: peewee.Database) -> Backend:
+        # On the raw cursor, like read_schema_version: not one of the command's statements.
+        with db.connection().cursor() as cursor:
+            row = cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone()
+        if row is None:
+            return self
+        citus = CitusBackend(self.url)
+        citus._native_sql = self._native_sql
+        return citus
+
     @contextlib.contextmanager
     def migration_lock(self, db: peewee.Database) -> Iterator[None]:
         with db.atomic():
@@ -469,6 +496,74 @@ class PostgresBackend(Backend):
                 yield from cursor
             finally:
                 cursor.close()
+
+
+class CitusBackend(PostgresBackend):
+    """PostgreSQL with the Citus extension: a coordinator with workers added.
+
+    Chosen by `PostgresBackend.refine` when the database has the `citus` extension, so a
+    postgresql:// URL to a coordinator is all a user gives. Differences from PostgreSQL:
+
+    - Citus refuses identity columns in distributed tables: ids come from sequences
+      (`BIGSERIAL`), which the coordinator hands out in the order of a statement's rows.
+    - Tables are distributed by order id, co-located (an order, its items and events on
+      one shard); `customer` is a reference table (a copy on every node), so its UNIQUE
+      email and the foreign keys to it hold as on PostgreSQL. A distributed table's keys
+      must contain its distribution column: `order_item` and `order_event` get the
+      primary key `(order_id, id)`.
+    - `SELECT ... FOR UPDATE` is refused on a query that reaches several shards: rows are
+      locked one shard at a time (all shards in shard order, ids in order within one).
+    - Transactions that write to several workers commit with two-phase commit (Citus
+      does that by itself), so a multi-id cancel is all or nothing across workers.
+    """
+
+    name = "citus"
+    summary_groups_orders_first = True
+    ddl = {**PostgresBackend.ddl, "pk": "BIGSERIAL PRIMARY KEY"}
+    distributed_tables = ("orders", "order_item", "order_event")
+
+    def refine(self, db: peewee.Database) -> Backend:
+        return self
+
+    def distribution_statements(self) -> list[str]:
+        # Citus refuses foreign keys from local tables to distributed ones, so the keys
+        # between the order tables are dropped while they are distributed, then made again
+        # (now checked on each shard: an order and its rows are always on the same one).
+        return [
+            # One connection per worker for this transaction's DDL: creating tables with
+            # foreign keys to a reference table in the same transaction needs it.
+            "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'",
+            "ALTER TABLE order_item DROP CONSTRAINT order_item_order_id_fkey, "
+            "DROP CONSTRAINT order_item_pkey, ADD PRIMARY KEY (order_id, id)",
+            "ALTER TABLE order_event DROP CONSTRAINT order_event_order_id_fkey, "
+            "DROP CONSTRAINT order_event_pkey, ADD PRIMARY KEY (order_id, id)",
+            "SELECT create_reference_table('customer')",
+            "SELECT create_distributed_table('orders', 'id')",
+            "SELECT create_distributed_table('order_item', 'order_id', colocate_with => 'orders')",
+            "SELECT create_distributed_table('order_event', 'order_id', colocate_with => 'orders')",
+            "ALTER TABLE order_item ADD CONSTRAINT order_item_order_id_fkey "
+            "FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE",
+            "ALTER TABLE order_event ADD CONSTRAINT order_event_order_id_fkey "
+            "FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE RESTRICT",
+        ]
+
+    def lock_groups(self, db: peewee.Database, ids: Sequence[int], limit: int) -> list[list[int]]:
+        # A locking SELECT must stay on one shard: group the ids by the shard that holds them.
+        groups: list[list[int]] = []
+        if not ids:
+            return groups
+        cursor = db.execute_sql(
+            "SELECT array_agg(x ORDER BY x) FROM unnest(%s::bigint[]) AS x "
+            "GROUP BY get_shard_id_for_distribution_column('orders', x) "
+            "ORDER BY get_shard_id_for_distribution_column('orders', x)",
+            (list(ids),),
+        )
+        for (shard_ids,) in cursor.fetchall():
+            groups.extend(list(chunk) for chunk in chunked(shard_ids, limit))
+        return groups
+
+    def after_bulk_load(self, db: peewee.Database) -> None:
+        db.execute_sql("VACUUM (ANALYZE) customer, orders, order_item")
 
 
 class MySQLBackend(Backend):

@@ -87,6 +87,7 @@ def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[
                 raise DatabaseUnavailable(
                     f"cannot open the {chosen.name} database: {_first_line(exc)}"
                 ) from None
+            chosen = _active = chosen.refine(db)
             if migrate:
                 migrations.ensure_schema(db, chosen)
             yield chosen

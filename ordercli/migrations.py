@@ -251,6 +251,35 @@ def _initial_schema(backend: Backend, live: bool) -> list[Op]:
         *create_index(backend, live, "orders_created_at_idx", "ON orders (created_at)"),
         *create_index(backend, live, "order_item_order_id_idx", "ON order_item (order_id)"),
         *create_index(backend, live, "order_event_order_id_idx", "ON order_event (order_id)"),
+        *_citus_distribution(backend),
+    ]
+
+
+def _citus_distribution(backend: Backend) -> list[Op]:
+    """On Citus only: the new tables distributed over the workers (see CitusBackend).
+
+    One op, in one transaction (Citus DDL is transactional, two-phase committed), skipped
+    once `orders` is distributed; later steps' DDL on these tables is propagated to every
+    shard by Citus."""
+    statements = backend.distribution_statements()
+    if not statements:
+        return []
+
+    def pending(db: peewee.Database) -> bool:
+        cursor = db.execute_sql(
+            "SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'orders'::regclass"
+        )
+        return cursor.fetchone() is None
+
+    return [
+        sql(
+            # One connection per worker for the rest of the migration's transaction: Citus
+            # refuses some DDL (CREATE EXTENSION, foreign keys to a reference table) after
+            # a parallel, many-connection operation in the same transaction.
+            "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'",
+            *statements,
+            pending=pending,
+        )
     ]
 
 

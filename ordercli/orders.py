@@ -80,7 +80,8 @@ def _locked_rows(ids: Sequence[int], *fields: Any, lock: bool = True) -> dict[in
     """Lock the orders (in id order, so concurrent callers cannot deadlock) and read them;
     without `lock` (a dry run, in a read-only transaction) just read them."""
     found: dict[int, tuple[Any, ...]] = {}
-    for chunk in _id_chunks(sorted(ids)):
+    limit = backend().max_bind_params(database.obj) - 16
+    for chunk in backend().lock_groups(database.obj, ids, limit):
         query = Order.select(Order.id, *fields).where(Order.id.in_(chunk)).order_by(Order.id)
         for row in (lock_rows(query) if lock else query).tuples():
             found[row[0]] = row[1:]

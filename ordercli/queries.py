@@ -193,6 +193,8 @@ def summary_query(
     on = joined[0]
     for condition in joined[1:]:
         on &= condition
+    if backend().summary_groups_orders_first:
+        return _summary_query_grouping_orders(limit, since, until)
     spent = fn.COALESCE(fn.SUM(Case(None, [(is_spent, Order.total_cents)], 0)), 0)
     query = (
         Customer.select(
@@ -208,6 +210,50 @@ def summary_query(
         .join(Order, JOIN.LEFT_OUTER, on=on)
         .where(Customer.is_active == True)  # noqa: E712
         .group_by(Customer.id, Customer.email, Customer.name)
+        .order_by(SQL("spent_cents").desc(), Customer.id.asc())
+    )
+    if limit:
+        query = query.limit(limit)
+    return query
+
+
+def _summary_query_grouping_orders(
+    limit: int, since: datetime.datetime | None, until: datetime.datetime | None
+) -> peewee.Select:
+    """`summary` as orders grouped by customer first, then joined to the customers.
+
+    The same rows as summary_query's join-then-group; for engines that can push the
+    GROUP BY down to where the orders are but not a join whose outer side is elsewhere
+    (Citus: customer is a reference table, orders are sharded; the plain LEFT JOIN made
+    the coordinator pull every order)."""
+    is_spent = Order.status.in_([s.value for s in SPENT])
+    per_customer = (
+        Order.select(
+            Order.customer.alias("customer_id"),
+            fn.COUNT(Order.id).alias("orders"),
+            fn.SUM(Case(None, [(is_spent, 1)], 0)).alias("paid_orders"),
+            fn.SUM(Case(None, [(is_spent, Order.total_cents)], 0)).alias("spent_cents"),
+            fn.MAX(Order.created_at).alias("last_order_at"),
+        )
+        .where(
+            Order.is_archived == False,  # noqa: E712
+            *_window(Order.created_at, since, until),
+        )
+        .group_by(Order.customer)
+        .alias("per_customer")
+    )
+    query = (
+        Customer.select(
+            Customer.id.alias("customer_id"),
+            Customer.email,
+            Customer.name,
+            fn.COALESCE(per_customer.c.orders, 0).alias("orders"),
+            fn.COALESCE(per_customer.c.paid_orders, 0).alias("paid_orders"),
+            fn.COALESCE(per_customer.c.spent_cents, 0).alias("spent_cents"),
+            per_customer.c.last_order_at.alias("last_order_at"),
+        )
+        .join(per_customer, JOIN.LEFT_OUTER, on=(per_customer.c.customer_id == Customer.id))
+        .where(Customer.is_active == True)  # noqa: E712
         .order_by(SQL("spent_cents").desc(), Customer.id.asc())
     )
     if limit:
