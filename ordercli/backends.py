@@ -530,9 +530,6 @@ class CitusBackend(PostgresBackend):
         # between the order tables are dropped while they are distributed, then made again
         # (now checked on each shard: an order and its rows are always on the same one).
         return [
-            # One connection per worker for this transaction's DDL: creating tables with
-            # foreign keys to a reference table in the same transaction needs it.
-            "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'",
             "ALTER TABLE order_item DROP CONSTRAINT order_item_order_id_fkey, "
             "DROP CONSTRAINT order_item_pkey, ADD PRIMARY KEY (order_id, id)",
             "ALTER TABLE order_event DROP CONSTRAINT order_event_order_id_fkey, "
@@ -546,6 +543,15 @@ class CitusBackend(PostgresBackend):
             "ALTER TABLE order_event ADD CONSTRAINT order_event_order_id_fkey "
             "FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE RESTRICT",
         ]
+
+    @contextlib.contextmanager
+    def migration_lock(self, db: peewee.Database) -> Iterator[None]:
+        with super().migration_lock(db):
+            # One connection per worker for the migration's DDL: Citus refuses some DDL
+            # (CREATE EXTENSION, foreign keys to a reference table) after a parallel,
+            # many-connection operation in the same transaction (e.g. CREATE INDEX).
+            db.execute_sql("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
+            yield
 
     def lock_groups(self, db: peewee.Database, ids: Sequence[int], limit: int) -> list[list[int]]:
         # A locking SELECT must stay on one shard: group the ids by the shard that holds them.

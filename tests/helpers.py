@@ -129,3 +129,14 @@ def invariant_violations() -> dict[str, int]:
 
 def scalar(sql: str, params: Sequence[Any] = ()) -> Any:
     return database.execute_sql(sql, params).fetchone()[0]
+
+
+def is_citus(url: str) -> bool:
+    """Whether the test database is a Citus one (the `citus` backend of the suite)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return False
+    with pg_connect(url, connect_timeout=5) as conn:
+        return (
+            conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone()
+            is not None
+        )
