@@ -419,6 +419,7 @@ class PostgresBackend(Backend):
             return self
         citus = CitusBackend(self.url)
         citus._native_sql = self._native_sql
+        citus.configure(db)
         return citus
 
     @contextlib.contextmanager
@@ -524,6 +525,15 @@ class CitusBackend(PostgresBackend):
 
     def refine(self, db: peewee.Database) -> Backend:
         return self
+
+    def configure(self, db: peewee.Database) -> None:
+        """Send every Python int as a bigint. psycopg types an int by its value (7 goes
+        as smallint), and Citus prunes shards only when the value's type is the bigint
+        distribution column's: `WHERE id = 7::int2` ran on all 32 shards (show: 200 ms
+        instead of 1 ms), and a locking SELECT was refused as multi-shard."""
+        from psycopg.types.numeric import Int8Dumper
+
+        db.connection().adapters.register_dumper(int, Int8Dumper)
 
     def distribution_statements(self) -> list[str]:
         # Citus refuses foreign keys from local tables to distributed ones, so the keys
