@@ -123,6 +123,7 @@ def opened(url: str) -> Iterator[None]:
 def rare_email(url: str) -> str:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT email FROM customer ORDER BY id DESC LIMIT 1").fetchone()
+    assert row is not None, "no customers"
     return str(row[0]).split("@")[0]
 
 
@@ -253,7 +254,8 @@ def distribution_comparison(url: str, reps: int) -> list[tuple[str, float, float
         def runner(conn: Any, sql: str, params: Any) -> Callable[[], object]:
             def run() -> object:
                 try:
-                    return conn.execute(sql, params).fetchall() if "SELECT" in sql[:8] else None
+                    cursor = conn.execute(sql, params)
+                    return cursor.fetchall() if sql.startswith("SELECT") else None
                 finally:
                     conn.rollback()
 
