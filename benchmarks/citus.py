@@ -64,9 +64,7 @@ def create_citus_database(admin_url: str, name: str) -> str:
         admin.execute("SET citus.enable_create_database_propagation TO on")
         admin.execute(f'CREATE DATABASE "{name}"')
     for host, port in [(host0, port0), *workers]:
-        with psycopg.connect(
-            host=host, port=port, dbname=name, user=user, autocommit=True
-        ) as node:
+        with psycopg.connect(host=host, port=port, dbname=name, user=user, autocommit=True) as node:
             node.execute("CREATE EXTENSION citus")
     url = with_database(admin_url, name)
     with psycopg.connect(url, autocommit=True) as coordinator:
