@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 from helpers import add_customer, add_order, describe, opened, pg_connect, run_script
 
+from ordercli.migrations import LATEST_VERSION
 from ordercli.models import Order, OrderEvent
 
 
@@ -286,6 +287,22 @@ def test_a_worker_down_gives_one_error_line_for_every_command(url, cli):
         assert (order.status, order.is_archived) == ("paid", False)
         assert OrderEvent.select().count() == 0
     assert cli(url, "cancel", str(paid[up][0]), str(paid[down][0])).exit_code == 0
+
+
+def test_migrate_with_a_worker_down(url):
+    """A current schema needs nothing from the workers: migrate reports it. A database
+    still to be migrated fails with one line, and the next migrate finishes the job."""
+    with worker_down(url, _workers(url)[-1]):
+        result = run_script(["--db", url, "migrate"])
+        _one_error_line(result)
+    assert _query(url, "SELECT to_regclass('orders')") == [(None,)]  # rolled back whole
+    result = run_script(["--db", url, "migrate"])
+    assert result.returncode == 0, describe(result)
+    assert len(_query(url, "SELECT 1 FROM pg_dist_partition")) == 4
+    with worker_down(url, _workers(url)[-1]):
+        result = run_script(["--db", url, "migrate"])
+        assert result.returncode == 0, describe(result)
+        assert result.stdout.strip() == f"Schema version {LATEST_VERSION} (up to date)"
 
 
 def test_a_worker_lost_during_a_multi_worker_cancel_leaves_all_or_nothing(url, cli):
