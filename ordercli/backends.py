@@ -521,7 +521,6 @@ class CitusBackend(PostgresBackend):
     name = "citus"
     summary_groups_orders_first = True
     ddl = {**PostgresBackend.ddl, "pk": "BIGSERIAL PRIMARY KEY"}
-    distributed_tables = ("orders", "order_item", "order_event")
 
     def refine(self, db: peewee.Database) -> Backend:
         return self

@@ -77,8 +77,9 @@ def _id_chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
 
 
 def _locked_rows(ids: Sequence[int], *fields: Any, lock: bool = True) -> dict[int, tuple[Any, ...]]:
-    """Lock the orders (in id order, so concurrent callers cannot deadlock) and read them;
-    without `lock` (a dry run, in a read-only transaction) just read them."""
+    """Lock the orders and read them, in the backend's lock order (ids in order; on Citus
+    shard by shard), the same for every caller so concurrent ones cannot deadlock; without
+    `lock` (a dry run, in a read-only transaction) just read them."""
     found: dict[int, tuple[Any, ...]] = {}
     limit = backend().max_bind_params(database.obj) - 16
     for chunk in backend().lock_groups(database.obj, ids, limit):

@@ -189,6 +189,8 @@ def summary_query(
     until: datetime.datetime | None = None,
 ) -> peewee.Select:
     """The one SELECT with one GROUP BY behind `summary`."""
+    if backend().summary_groups_orders_first:
+        return _summary_query_grouping_orders(limit, since, until)
     is_spent = Order.status.in_([s.value for s in SPENT])
     joined = [
         Order.customer == Customer.id,
@@ -198,8 +200,6 @@ def summary_query(
     on = joined[0]
     for condition in joined[1:]:
         on &= condition
-    if backend().summary_groups_orders_first:
-        return _summary_query_grouping_orders(limit, since, until)
     spent = fn.COALESCE(fn.SUM(Case(None, [(is_spent, Order.total_cents)], 0)), 0)
     query = (
         Customer.select(
