@@ -75,9 +75,36 @@ def create_citus_database(admin_url: str, name: str) -> str:
 
 
 def drop_citus_database(admin_url: str, name: str) -> None:
+    """Drop it on every node. The DROP propagates, but a worker refuses it while sessions
+    (the coordinator's cached connections, maintenance daemons) are on the database: end
+    them first, and again if one came back meanwhile; then drop what is left per node."""
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute("SET citus.enable_create_database_propagation TO on")
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        host0, port0, user = admin.info.host, admin.info.port, admin.info.user
+        workers = admin.execute(
+            "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0"
+        ).fetchall()
+    for attempt in range(10):
+        for host, port in workers:
+            with psycopg.connect(
+                host=host, port=port, dbname="postgres", user=user, autocommit=True
+            ) as node:
+                node.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                admin.execute("SET citus.enable_create_database_propagation TO on")
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.Error as exc:
+            log(f"drop {name}: {str(exc).splitlines()[0]} (attempt {attempt + 1})")
+            time.sleep(0.5)
+    for host, port in [(host0, port0), *workers]:
+        with psycopg.connect(
+            host=host, port=port, dbname="postgres", user=user, autocommit=True
+        ) as node:
+            node.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def create_pg_database(admin_url: str, name: str) -> str:
@@ -312,11 +339,21 @@ def main() -> None:
                 timings.setdefault(label, []).append(ms)
             log(f"{label}: Citus {timings[label][0]:.2f} ms, PostgreSQL {timings[label][1]:.2f} ms")
         layouts = distribution_comparison(citus, args.reps)
+        report(args, started, seeded_citus, seeded_pg, timings, layouts)
     finally:
         if not args.keep:
             drop_citus_database(args.citus_url, name)
             drop_pg_database(args.pg_url, name)
 
+
+def report(
+    args: argparse.Namespace,
+    started: float,
+    seeded_citus: dict[str, Any],
+    seeded_pg: dict[str, Any],
+    timings: dict[str, list[float]],
+    layouts: list[tuple[str, float, float]],
+) -> None:
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
