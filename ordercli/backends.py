@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
-from peewee import chunked
 
 from ordercli.errors import ConfigError
 
@@ -140,7 +139,7 @@ class Backend:
     def lock_groups(self, db: peewee.Database, ids: Sequence[int], limit: int) -> list[list[int]]:
         """`ids` in the groups a locking SELECT may take at once (each at most `limit`
         long), in the order every caller locks them in, so that callers cannot deadlock."""
-        return [list(chunk) for chunk in chunked(sorted(ids), limit)]
+        return _slices(sorted(ids), limit)
 
     def distribution_statements(self) -> list[str]:
         """DDL that spreads the freshly created tables over a cluster (Citus only)."""
@@ -574,7 +573,7 @@ class CitusBackend(PostgresBackend):
             (list(ids),),
         )
         for (shard_ids,) in cursor.fetchall():
-            groups.extend(list(chunk) for chunk in chunked(shard_ids, limit))
+            groups.extend(_slices(shard_ids, limit))
         return groups
 
     def after_bulk_load(self, db: peewee.Database) -> None:
@@ -718,6 +717,12 @@ class MySQLBackend(Backend):
                 f"seed needs INSERT ... RETURNING, which MySQL {version} lacks; "
                 "use MariaDB 10.5 or newer, PostgreSQL or SQLite"
             )
+
+
+def _slices(items: list[int], size: int) -> list[list[int]]:
+    """Consecutive slices of at most `size` (not Peewee's `chunked`, which pads every
+    group to `size` first: tens of ms per call at SQLite's limit, even for one id)."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _require_driver(module: str, extra: str, engine: str) -> None:
