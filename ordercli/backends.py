@@ -216,7 +216,7 @@ class Backend:
 
     def period_start(self, period: str, column: peewee.Node) -> peewee.Node:
         """The first day of the UTC day, ISO week (Monday) or month holding `column` (a
-        timestamp holding UTC wall time), in the engine's own date functions. Returned
+        timestamp), in the engine's own date functions. Returned
         as a date, a datetime at midnight or 'YYYY-MM-DD' text, as the engine has it."""
         raise NotImplementedError
 
@@ -439,8 +439,9 @@ class PostgresBackend(Backend):
         return int(row[0] or 0) if row else 0
 
     def period_start(self, period: str, column: peewee.Node) -> peewee.Node:
-        # date_trunc's weeks are ISO weeks (Monday). The column is `timestamp` holding UTC
-        # wall time, so no time zone takes part (the session's TimeZone is not read).
+        # date_trunc's weeks are ISO weeks (Monday). The column is `timestamptz` (migration
+        # 3) and date_trunc truncates it in the session's zone, which ordercli sets to UTC
+        # on every connection (UtcPostgresDatabase): periods are UTC days, weeks, months.
         if period not in ("day", "week", "month"):
             raise ValueError(f"unknown period {period!r}")
         return peewee.fn.date_trunc(peewee.SQL(f"'{period}'"), column)
