@@ -42,7 +42,11 @@ COMMANDS: list[tuple[str, list[str], float | None, float | None]] = [
     ("show ID -f json", ["show", "{id}", "-f", "json"], 10, 14),
     ("summary --limit 5", ["summary", "--limit", "5"], 12, 14),
     ("summary --limit 5 -f json", ["summary", "--limit", "5", "-f", "json"], 12, 14),
-    ("cancel ID --dry-run", ["cancel", "{id}", "--dry-run"], None, None),
+    ("customers --limit 5", ["customers", "--limit", "5"], None, None),
+    ("revenue --by month", ["revenue", "--by", "month"], None, None),
+    ("pay ID --dry-run", ["pay", "{draft}", "--dry-run"], None, None),
+    ("ship ID --dry-run", ["ship", "{paid}", "--dry-run"], None, None),
+    ("cancel ID --dry-run", ["cancel", "{paid}", "--dry-run"], None, None),
     ("archive ID --undo", ["archive", "{id}", "--undo"], None, None),
     ("migrate", ["migrate"], None, None),
 ]
@@ -60,8 +64,9 @@ def _run(argv: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_utime + usage.ru_stime
 
 
-def _ensure_seeded(url: str) -> int:
-    """The newest order's id, after seeding the database up to 10,000 orders."""
+def _ensure_seeded(url: str) -> dict[str, int]:
+    """The newest order's id (`id`) and the newest draft and paid ones' (for the dry-run
+    moves, which a refused status would end with exit 1), after seeding up to 10,000."""
     listed = subprocess.run(
         [SCRIPT, "--db", url, "list", "--limit", "0", "-f", "json"],
         capture_output=True,
@@ -76,13 +81,16 @@ def _ensure_seeded(url: str) -> int:
             stdout=subprocess.DEVNULL,
             check=True,
         )
-    newest = subprocess.run(
-        [SCRIPT, "--db", url, "list", "--limit", "1", "-f", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(json.loads(newest.stdout)[0]["id"])
+    ids = {}
+    for key, status in (("id", []), ("draft", ["--status", "draft"]), ("paid", ["-s", "paid"])):
+        newest = subprocess.run(
+            [SCRIPT, "--db", url, "list", *status, "--limit", "1", "-f", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        ids[key] = int(json.loads(newest.stdout)[0]["id"])
+    return ids
 
 
 Row = tuple[str, float, float, float, float, float | None]
@@ -91,11 +99,11 @@ Row = tuple[str, float, float, float, float, float | None]
 def measure(url: str, runs: int, pg: bool) -> list[Row]:
     """Per command: medians of the baseline's and the command's wall time, the wall
     ratio, the CPU-time ratio (less sensitive to other jobs on a shared machine), target."""
-    order_id = _ensure_seeded(url)
+    order_ids = _ensure_seeded(url)
     rows = []
     for label, args, sqlite_target, pg_target in COMMANDS:
         target = pg_target if pg else sqlite_target
-        argv = [SCRIPT, "--db", url, *(a.format(id=order_id) for a in args)]
+        argv = [SCRIPT, "--db", url, *(a.format(**order_ids) for a in args)]
         _run(argv)  # warm the page cache
         base: list[tuple[float, float]] = []
         command: list[tuple[float, float]] = []
