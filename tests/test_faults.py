@@ -291,13 +291,29 @@ def _kill_cancel_blocked_on_postgres(url: str, side: Probe, argv: list[str]) -> 
             assert in_transaction, "the cancel's transaction is open"
             assert "order_event" in query and query.lstrip().upper().startswith("INSERT"), query
             # Its UPDATE has run: the 500 orders are row-locked by the open transaction.
-            assert side.scalar(
-                f"SELECT COUNT(*) FROM pg_locks WHERE pid = {pid} AND locktype = 'transactionid'"
-            )
+            if side.scalar("SELECT COUNT(*) FROM pg_extension WHERE extname = 'citus'"):
+                # Citus writes through worker sessions: the coordinator's backend holds no
+                # transaction id, so look for the row lock itself.
+                assert _row_locked(url, int(argv[1])), "the cancel's UPDATE holds the rows"
+            else:
+                assert side.scalar(
+                    f"SELECT COUNT(*) FROM pg_locks WHERE pid = {pid} "
+                    "AND locktype = 'transactionid'"
+                )
             assert cancel.kill()
         # The lock is released: the orphaned backend gets it, finds its client gone and
         # rolls back. Wait for it to end before looking.
         wait_until(lambda: pg_transaction_over(side, pid), "the killed cancel's transaction to end")
+
+
+def _row_locked(url: str, order_id: int) -> bool:
+    """Whether another transaction holds order `order_id`'s row lock (PostgreSQL, Citus)."""
+    with probe(url) as other, other.transaction():
+        try:
+            other.execute(f"SELECT id FROM orders WHERE id = {order_id} FOR UPDATE NOWAIT")
+        except Exception as exc:  # psycopg's LockNotAvailable, through Citus too
+            return "lock" in str(exc).lower()
+    return False
 
 
 def _kill_cancel_blocked_on_sqlite(url: str, side: Probe, argv: list[str]) -> None:
