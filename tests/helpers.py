@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +145,43 @@ def is_citus(url: str) -> bool:
             conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone()
             is not None
         )
+
+
+SCRIPT = Path(sys.executable).with_name("ordercli")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "ordercli"]
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def on_terminal(args: list[str], columns: int, rows: int = 60) -> tuple[int, str, str]:
+    """Run the installed script with stdout on a pseudo-terminal `columns` wide.
+
+    Returns the exit code, what the terminal received (colour codes removed, `\\r\\n` as
+    `\\n`) and stderr. The terminal is read while the program runs, so long output
+    cannot block it."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ORDERCLI_") and k not in ("COLUMNS", "LINES", "NO_COLOR")
+    }
+    env.update({"TERM": "xterm-256color", "ORDERCLI_ACTOR": "pytest", "FORCE_COLOR": ""})
+    env.pop("FORCE_COLOR")
+    proc = subprocess.Popen(
+        [*COMMAND, *args], stdout=follower, stderr=subprocess.PIPE, env=env, close_fds=True
+    )
+    os.close(follower)
+    raw = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the program has exited and closed the terminal
+            break
+        if not chunk:
+            break
+        raw += chunk
+    os.close(leader)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    code = proc.wait(timeout=120)
+    text = ANSI.sub("", raw.decode("utf-8", "replace")).replace("\r\n", "\n")
+    return code, text, stderr

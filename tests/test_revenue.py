@@ -11,20 +11,15 @@ import csv
 import datetime
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import add_customer, add_order, describe, opened
+from helpers import add_customer, add_order, describe, on_terminal, opened
 
 FIELDS = ["period", "orders", "revenue_cents", "customers"]
 UTC = datetime.UTC
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 D = datetime.datetime
 
 # (customer, status, created_at (UTC), archived, total) — totals are one item each.
@@ -223,37 +218,9 @@ def test_no_orders_at_all(cli, db_url):
 
 def _on_terminal(url: str, columns: int, *args: str) -> list[str]:
     """The command's stdout as drawn on a pseudo-terminal `columns` wide (ANSI removed)."""
-    import pty
-
-    script = Path(sys.executable).with_name("ordercli")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "ordercli"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERCLI_")}
-    env.update({"TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": "50"})
-    env.pop("NO_COLOR", None)
-    leader, follower = pty.openpty()
-    try:
-        done = subprocess.run(
-            [*command, "--db", url, "revenue", *args],
-            stdout=follower,
-            stderr=subprocess.PIPE,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        os.close(follower)
-    raw = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the other side is closed
-            break
-        if not chunk:
-            break
-        raw += chunk
-    os.close(leader)
-    assert done.returncode == 0, done.stderr
-    return [ANSI.sub("", line) for line in raw.decode().replace("\r", "").splitlines()]
+    code, text, stderr = on_terminal(["--db", url, "revenue", *args], columns)
+    assert code == 0, stderr
+    return text.splitlines()
 
 
 def _bar(line: str) -> float:

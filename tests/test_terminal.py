@@ -5,28 +5,17 @@ case-insensitive closed sets, help text and shell completion."""
 from __future__ import annotations
 
 import datetime
-import fcntl
 import json
-import os
-import pty
 import re
-import struct
-import subprocess
-import sys
-import termios
-from pathlib import Path
 from typing import Any
 
 import pytest
 import typer.main
-from helpers import add_customer, add_order, describe, opened, run_script
+from helpers import ANSI, add_customer, add_order, describe, on_terminal, opened, run_script
 
 from ordercli.cli import app
 from ordercli.models import OrderEvent
 
-SCRIPT = Path(sys.executable).with_name("ordercli")
-COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "ordercli"]
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 T0 = datetime.datetime(2026, 3, 1, 9, 15, 30)
 WIDTHS = (60, 80, 120, 200)
 # Realistic lengths: the longest is 38 characters.
@@ -36,41 +25,6 @@ CUSTOMERS = [
     ("li@x.cn", "Li"),
     ("user614.9c1ab2f0@example.com", "Ines Usman"),
 ]
-
-
-def on_terminal(args: list[str], columns: int, rows: int = 60) -> tuple[int, str, str]:
-    """Run the installed script with stdout on a pseudo-terminal `columns` wide.
-
-    Returns the exit code, what the terminal received (colour codes removed, `\\r\\n` as
-    `\\n`) and stderr. The terminal is read while the program runs, so long output
-    cannot block it."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ORDERCLI_") and k not in ("COLUMNS", "LINES", "NO_COLOR")
-    }
-    env.update({"TERM": "xterm-256color", "ORDERCLI_ACTOR": "pytest", "FORCE_COLOR": ""})
-    env.pop("FORCE_COLOR")
-    proc = subprocess.Popen(
-        [*COMMAND, *args], stdout=follower, stderr=subprocess.PIPE, env=env, close_fds=True
-    )
-    os.close(follower)
-    raw = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the program has exited and closed the terminal
-            break
-        if not chunk:
-            break
-        raw += chunk
-    os.close(leader)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    code = proc.wait(timeout=120)
-    text = ANSI.sub("", raw.decode("utf-8", "replace")).replace("\r\n", "\n")
-    return code, text, stderr
 
 
 def _arrange(url: str) -> dict[str, Any]:
