@@ -7,8 +7,9 @@ Whole-process wall time of the installed console script (looked up next to this
 interpreter), each run alternated with a run of `python -c pass` from the same
 interpreter, so a slow patch of a shared machine lands on both: only the ratios of one
 run mean anything. The dataset is 10,000 orders (`ordercli seed --count 10000 --seed 1`),
-as a new user would have it. With `--pg-url` (a database the user may fill; it is seeded
-if it holds fewer than 10,000 orders) the same commands run on PostgreSQL too.
+as a new user would have it. With `--pg-url` (a database the user may fill; it is created
+if missing and seeded if it holds fewer than 10,000 orders) the same commands run on
+PostgreSQL too.
 A Markdown table goes to stdout, progress to stderr. Issue 11's targets (on the wall-time
 ratio) are printed beside each ratio; the CPU-time ratio (user + system of the child, from
 wait4) is printed too, because on a loaded machine a waiting process's wall time says more
@@ -62,6 +63,21 @@ def _run(argv: list[str]) -> tuple[float, float]:
     if proc.returncode != 0:
         raise SystemExit(f"{argv} failed ({proc.returncode})")
     return seconds, usage.ru_utime + usage.ru_stime
+
+
+def _ensure_database(url: str) -> None:
+    """CREATE DATABASE for the PostgreSQL URL's database if it does not exist yet."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = conninfo_to_dict(url).get("dbname")
+    admin = make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        print(f"creating database {name}", file=sys.stderr)
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
 
 
 def _ensure_seeded(url: str) -> dict[str, int]:
@@ -127,6 +143,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     targets = [("SQLite", f"sqlite:///{args.workdir / 'orders.db'}", False)]
     if args.pg_url:
+        _ensure_database(args.pg_url)
         targets.append(("PostgreSQL", args.pg_url, True))
     print(f"Start-up, medians of {args.runs} alternated runs (`{SCRIPT}` vs `{PYTHON} -c pass`)")
     print()
