@@ -21,6 +21,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from citus_helpers import (
+    cancel_process,
+    commits_held,
+    orders_on_each_worker,
+    prepared_on,
+    query,
+    rows_per_worker,
+    sessions_waiting,
+    statuses_and_events,
+    wait_for,
+    workers,
+)
 from helpers import add_customer, add_order, describe, opened, pg_connect, run_script
 
 from ordercli.migrations import LATEST_VERSION
@@ -30,50 +42,6 @@ from ordercli.models import Order, OrderEvent
 @pytest.fixture
 def url(citus_url: str) -> str:
     return citus_url
-
-
-def _query(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-    with pg_connect(url, autocommit=True) as conn:
-        return list(conn.execute(sql, params).fetchall())
-
-
-def _worker_of(url: str, order_id: int) -> int:
-    """The port of the worker holding an order (its shard)."""
-    rows = _query(
-        url,
-        "SELECT nodeport FROM citus_shards WHERE table_name = 'orders'::regclass "
-        "AND shardid = get_shard_id_for_distribution_column('orders', %s)",
-        (order_id,),
-    )
-    return int(rows[0][0])
-
-
-def _workers(url: str) -> list[int]:
-    rows = _query(url, "SELECT nodeport FROM pg_dist_node WHERE groupid <> 0 ORDER BY nodeport")
-    return [int(port) for (port,) in rows]
-
-
-def _rows_per_worker(url: str, table: str) -> dict[int, int]:
-    rows = _query(
-        url,
-        "SELECT s.nodeport, sum(r.result::bigint) "
-        "FROM run_command_on_shards(%s, 'SELECT count(*) FROM %%s') AS r "
-        "JOIN citus_shards AS s USING (shardid) GROUP BY s.nodeport",
-        (table,),
-    )
-    return {int(port): int(count) for port, count in rows}
-
-
-def _orders_on_each_worker(url: str, status: str, per_worker: int) -> dict[int, list[int]]:
-    """Make orders until each worker holds `per_worker` of them; {port: [ids]}."""
-    workers = _workers(url)
-    placed: dict[int, list[int]] = {port: [] for port in workers}
-    with opened(url):
-        customer = add_customer(f"{status}@example.com")
-        while min(len(ids) for ids in placed.values()) < per_worker:
-            order = add_order(customer, status)
-            placed[_worker_of(url, order)].append(order)
-    return {port: ids[:per_worker] for port, ids in placed.items()}
 
 
 @contextlib.contextmanager
@@ -94,7 +62,7 @@ def worker_down(url: str, port: int) -> Iterator[None]:
             conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         # Transactions prepared on the worker before it went away are finished now, not
         # when the maintenance daemon next looks (citus.recover_2pc_interval, 1 min).
-        _query(url, "SELECT recover_prepared_transactions()")
+        query(url, "SELECT recover_prepared_transactions()")
 
 
 def _one_error_line(result: Any) -> None:
@@ -107,7 +75,7 @@ def _one_error_line(result: Any) -> None:
 def test_migrate_distributes_the_order_tables_colocated_and_customer_as_reference(url, cli):
     result = cli(url, "migrate")
     assert result.exit_code == 0, describe(result)
-    rows = _query(
+    rows = query(
         url,
         "SELECT logicalrelid::text, partmethod, "
         "column_to_column_name(logicalrelid, partkey), colocationid "
@@ -122,7 +90,7 @@ def test_migrate_distributes_the_order_tables_colocated_and_customer_as_referenc
     assert len(colocations) == 1  # an order, its items and its events on the same shard
     assert set(by_table) == {"customer", "orders", "order_item", "order_event"}
     # shards on both workers
-    assert len(set(_rows_per_worker(url, "orders"))) == 2
+    assert len(set(rows_per_worker(url, "orders"))) == 2
 
 
 def test_invariants_are_enforced_by_the_database_across_shards(url, cli):
@@ -160,13 +128,13 @@ def test_seed_spreads_whole_orders_over_both_workers(url, cli):
     result = cli(url, "seed", "--count", "400", "--seed", "7", "--format", "json")
     assert result.exit_code == 0, describe(result)
     assert json.loads(result.stdout)["orders"] == 400
-    orders = _rows_per_worker(url, "orders")
-    items = _rows_per_worker(url, "order_item")
+    orders = rows_per_worker(url, "orders")
+    items = rows_per_worker(url, "order_item")
     assert len(orders) == 2 and min(orders.values()) > 100, orders
     assert sum(orders.values()) == 400
     assert len(items) == 2 and min(items.values()) > 100, items
     # totals hold on every shard (the join is shard-local: items live with their order)
-    wrong = _query(
+    wrong = query(
         url,
         "SELECT count(*) FROM orders o WHERE total_cents <> (SELECT "
         "coalesce(sum(quantity * unit_price_cents), 0) FROM order_item i WHERE i.order_id = o.id)",
@@ -205,8 +173,8 @@ def test_list_and_summary_run_on_the_workers(url, cli):
 
 def test_cancel_across_workers_is_all_or_nothing(url, cli):
     assert cli(url, "migrate").exit_code == 0
-    drafts = _orders_on_each_worker(url, "draft", 2)
-    shipped = _orders_on_each_worker(url, "shipped", 1)
+    drafts = orders_on_each_worker(url, "draft", 2)
+    shipped = orders_on_each_worker(url, "shipped", 1)
     first, second = sorted(drafts)
     refused = [drafts[first][0], drafts[second][0], shipped[second][0]]
     result = cli(url, "cancel", *map(str, refused))
@@ -231,7 +199,7 @@ def test_cancel_across_workers_is_all_or_nothing(url, cli):
 def test_concurrent_cancels_of_orders_on_two_workers_give_one_change_each(url, cli):
     """Four processes cancel the same two orders (one per worker) at once."""
     assert cli(url, "migrate").exit_code == 0
-    paid = _orders_on_each_worker(url, "paid", 1)
+    paid = orders_on_each_worker(url, "paid", 1)
     ids = [str(paid[port][0]) for port in sorted(paid)]
     script = [sys.executable, "-m", "ordercli", "--db", url, "cancel", *ids, "--format", "json"]
     procs = [
@@ -261,12 +229,12 @@ def test_migrate_twice_at_once_and_again(url):
     again = run_script(["--db", url, "migrate"])
     assert again.returncode == 0, describe(again)
     assert "Applied" not in again.stdout + again.stderr
-    assert len(_query(url, "SELECT 1 FROM pg_dist_partition")) == 4
+    assert len(query(url, "SELECT 1 FROM pg_dist_partition")) == 4
 
 
 def test_a_worker_down_gives_one_error_line_for_every_command(url, cli):
     assert cli(url, "seed", "--count", "50").exit_code == 0
-    paid = _orders_on_each_worker(url, "paid", 1)
+    paid = orders_on_each_worker(url, "paid", 1)
     down, up = sorted(paid)
     with worker_down(url, down):
         for args in (
@@ -292,14 +260,14 @@ def test_a_worker_down_gives_one_error_line_for_every_command(url, cli):
 def test_migrate_with_a_worker_down(url):
     """A current schema needs nothing from the workers: migrate reports it. A database
     still to be migrated fails with one line, and the next migrate finishes the job."""
-    with worker_down(url, _workers(url)[-1]):
+    with worker_down(url, workers(url)[-1]):
         result = run_script(["--db", url, "migrate"])
         _one_error_line(result)
-    assert _query(url, "SELECT to_regclass('orders')") == [(None,)]  # rolled back whole
+    assert query(url, "SELECT to_regclass('orders')") == [(None,)]  # rolled back whole
     result = run_script(["--db", url, "migrate"])
     assert result.returncode == 0, describe(result)
-    assert len(_query(url, "SELECT 1 FROM pg_dist_partition")) == 4
-    with worker_down(url, _workers(url)[-1]):
+    assert len(query(url, "SELECT 1 FROM pg_dist_partition")) == 4
+    with worker_down(url, workers(url)[-1]):
         result = run_script(["--db", url, "migrate"])
         assert result.returncode == 0, describe(result)
         assert result.stdout.strip() == f"Schema version {LATEST_VERSION} (up to date)"
@@ -308,7 +276,7 @@ def test_migrate_with_a_worker_down(url):
 def test_a_worker_lost_during_a_multi_worker_cancel_leaves_all_or_nothing(url, cli):
     """The worker goes away while the cancel holds its locks, before the commit."""
     assert cli(url, "migrate").exit_code == 0
-    paid = _orders_on_each_worker(url, "paid", 3)
+    paid = orders_on_each_worker(url, "paid", 3)
     ids = [i for port in sorted(paid) for i in paid[port]]
     down = max(paid)
     # A session that holds one of the rows makes the cancel wait inside its transaction,
@@ -321,8 +289,8 @@ def test_a_worker_lost_during_a_multi_worker_cancel_leaves_all_or_nothing(url, c
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
     try:
+        wait_for(lambda: sessions_waiting(url, down, "Lock"), "the cancel to wait for the row")
         with worker_down(url, down):
             blocker.rollback()
             _, stderr = proc.communicate(timeout=120)
@@ -338,7 +306,7 @@ def test_a_worker_lost_during_a_multi_worker_cancel_leaves_all_or_nothing(url, c
 
 def test_a_worker_lost_during_seed_leaves_whole_batches(url, cli):
     assert cli(url, "migrate").exit_code == 0
-    workers = _workers(url)
+    nodes = workers(url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ordercli", "--db", url, "seed", "--count", "200000"],
         stdout=subprocess.PIPE,
@@ -348,19 +316,73 @@ def test_a_worker_lost_during_seed_leaves_whole_batches(url, cli):
     # wait for the first batches to be committed
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if _query(url, "SELECT count(*) FROM orders")[0][0] >= 8192:
+        if query(url, "SELECT count(*) FROM orders")[0][0] >= 8192:
             break
         time.sleep(0.2)
-    with worker_down(url, workers[-1]):
+    with worker_down(url, nodes[-1]):
         _, stderr = proc.communicate(timeout=180)
         assert proc.returncode == 1, stderr
         assert stderr.strip().splitlines()[-1].startswith("Error: "), stderr
         assert "Traceback" not in stderr
-    count = _query(url, "SELECT count(*) FROM orders")[0][0]
+    count = query(url, "SELECT count(*) FROM orders")[0][0]
     assert count > 0 and count % 8192 == 0, count  # whole batches of 8,192 orders
-    wrong = _query(
+    wrong = query(
         url,
         "SELECT count(*) FROM orders o WHERE total_cents <> (SELECT "
         "coalesce(sum(quantity * unit_price_cents), 0) FROM order_item i WHERE i.order_id = o.id)",
     )
     assert wrong == [(0,)]
+
+
+def test_coordinator_session_terminated_while_its_commit_waits_finishes_everything(url, cli):
+    """Both workers have prepared and the coordinator's commit record is written, but the
+    commit waits (for a standby) when the session is terminated: PostgreSQL ends the wait,
+    the commit stands, Citus sends COMMIT PREPARED, and only then does the session go. Every
+    order is cancelled with one event; the command reports the lost connection, since it
+    cannot know the commit stood. (tests/test_faults.py kills the coordinator itself at this
+    point, which leaves the prepared halves to Citus's recovery.)"""
+    assert cli(url, "migrate").exit_code == 0
+    paid = orders_on_each_worker(url, "paid", 2)
+    ids = [i for port in sorted(paid) for i in paid[port]]
+    coordinator = urlsplit(url).port
+    assert coordinator is not None
+    with commits_held(url, coordinator):
+        proc = cancel_process(url, ids)
+        wait_for(lambda: sessions_waiting(url, coordinator, "SyncRep"), "the commit to wait")
+        (pid,) = sessions_waiting(url, coordinator, "SyncRep")
+        assert all(prepared_on(url, port) == 1 for port in paid)  # both halves prepared
+        query(url, "SELECT pg_terminate_backend(%s::int)", (pid,))
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+    query(url, "SELECT recover_prepared_transactions()")
+    assert statuses_and_events(url, ids) == ({"cancelled"}, len(ids))
+    assert all(prepared_on(url, port) == 0 for port in paid)
+
+
+def test_coordinator_lost_while_a_worker_prepares_changes_nothing(url, cli):
+    """One worker has prepared, the other is still preparing, and the coordinator's session
+    dies before it decides: Citus's recovery rolls the prepared halves back."""
+    assert cli(url, "migrate").exit_code == 0
+    paid = orders_on_each_worker(url, "paid", 2)
+    ids = [i for port in sorted(paid) for i in paid[port]]
+    held = max(paid)
+    with commits_held(url, held):
+        proc = cancel_process(url, ids)
+        wait_for(lambda: sessions_waiting(url, held, "SyncRep"), "the PREPARE to wait")
+        (other,) = set(paid) - {held}
+        wait_for(lambda: prepared_on(url, other) == 1, "the other worker to prepare")
+        query(
+            url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'ordercli-2pc-test'",
+        )
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+    query(url, "SELECT recover_prepared_transactions()")
+    assert statuses_and_events(url, ids) == ({"paid"}, 0)
+    assert all(prepared_on(url, port) == 0 for port in paid)
+    # and the same cancel goes through afterwards
+    assert cli(url, "cancel", *map(str, ids)).exit_code == 0
+    assert statuses_and_events(url, ids) == ({"cancelled"}, len(ids))

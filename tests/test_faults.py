@@ -38,6 +38,16 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from citus_helpers import (
+    cancel_process,
+    commits_held,
+    orders_on_each_worker,
+    prepared_on,
+    query,
+    sessions_waiting,
+    statuses_and_events,
+    wait_for,
+)
 from faults import (
     GAVE_UP,
     SCALE,
@@ -1016,3 +1026,49 @@ def test_concurrent_writers_and_a_kill_through_pgbouncer(pgbouncer_url, postgres
         added = side.scalar("SELECT COUNT(*) FROM orders") - before
         assert checked("whole batches", added % batch == 0), added
     _assert_consistent(postgres_url, events=len(ids))
+
+
+def test_citus_coordinator_killed_in_the_2pc_window_is_finished_by_recovery(
+    citus_url, cli, request
+):
+    """The coordinator crashes (its session's backend SIGKILLed, so the server restarts
+    every session) after both workers have prepared a cancel of orders on each and the
+    coordinator's commit record is on disk, before COMMIT PREPARED reaches the workers.
+    Until Citus's recovery runs, the orders read all as before or all as after, never
+    mixed; after it, every order is cancelled with one event. (tests/test_citus.py holds
+    the other side of the window: the coordinator lost before it decides changes nothing.)"""
+    url = citus_url
+    coordinator = urlsplit(url).port
+    assert coordinator is not None
+    _drain_background_drops(request)
+    assert cli(url, "migrate").exit_code == 0
+    paid = orders_on_each_worker(url, "paid", 2)
+    ids = [i for port in sorted(paid) for i in paid[port]]
+    with commits_held(url, coordinator):
+        proc = cancel_process(url, ids)
+        wait_for(lambda: sessions_waiting(url, coordinator, "SyncRep"), "the commit to wait")
+        (pid,) = sessions_waiting(url, coordinator, "SyncRep")
+        assert all(prepared_on(url, port) == 1 for port in paid)
+        os.kill(pid, signal.SIGKILL)
+        record("coordinator crashes in the 2PC window")
+        stdout, stderr = proc.communicate(timeout=120)
+        wait_for(lambda: _accepts_connections(url), "the coordinator to restart", seconds=120)
+    assert proc.returncode == 1 and "Traceback" not in stdout + stderr, stderr
+    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+    before = statuses_and_events(url, ids)
+    assert checked(
+        "all or nothing before recovery", before in ((({"paid"}, 0), ({"cancelled"}, len(ids))))
+    )
+    query(url, "SELECT recover_prepared_transactions()")
+    after = statuses_and_events(url, ids)
+    assert checked("everything after recovery", after == ({"cancelled"}, len(ids))), after
+    assert all(prepared_on(url, port) == 0 for port in paid)
+    _assert_usable_by_subprocess(url)
+
+
+def _accepts_connections(url: str) -> bool:
+    try:
+        query(url, "SELECT 1")
+    except Exception:
+        return False
+    return True
