@@ -1057,7 +1057,7 @@ def test_citus_coordinator_killed_in_the_2pc_window_is_finished_by_recovery(
     assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
     before = statuses_and_events(url, ids)
     assert checked(
-        "all or nothing before recovery", before in ((({"paid"}, 0), ({"cancelled"}, len(ids))))
+        "all or nothing before recovery", before in [({"paid"}, 0), ({"cancelled"}, len(ids))]
     )
     query(url, "SELECT recover_prepared_transactions()")
     after = statuses_and_events(url, ids)
