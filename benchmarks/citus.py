@@ -381,7 +381,9 @@ def report(
     print("\n## Distribution column, on the Citus data (statements through psycopg)\n")
     print("| | by order id (ordercli) | by customer_id | customer_id / id |\n|---|---|---|---|")
     for label, by_id, by_customer in layouts:
-        print(f"| {label} | {by_id:.2f} ms | {by_customer:.2f} ms | {by_customer / by_id:.2f}× |")
+        refused = by_customer != by_customer  # NaN: Citus refused the statement
+        cells = "refused | —" if refused else f"{by_customer:.2f} ms | {by_customer / by_id:.2f}×"
+        print(f"| {label} | {by_id:.2f} ms | {cells} |")
 
 
 if __name__ == "__main__":
