@@ -325,22 +325,102 @@ def _drop_citus(base: str, name: str) -> None:
         for attempt in range(10):
             try:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                return
+                break
             except psycopg.errors.ObjectInUse:
                 # a worker's maintenance daemon reconnected to the coordinator meanwhile
                 if attempt == 9:
                     raise
                 time.sleep(0.5)
+        # A copy of the template (_copy_citus_database) is not a database Citus created,
+        # so the DROP above did not reach the workers: drop it there too.
+        for host, port in _citus_nodes(admin):
+            with psycopg.connect(
+                host=host, port=port, dbname="postgres", user=user, autocommit=True
+            ) as node:
+                node.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _node_admins(admin: Any) -> list[dict[str, Any]]:
+    """Connection keywords for the `postgres` database of the coordinator and each worker
+    (where Citus is not loaded, so nothing done there is propagated)."""
+    me = admin.info
+    nodes = [(me.host, me.port), *_citus_nodes(admin)]
+    return [
+        {"host": host, "port": port, "dbname": "postgres", "user": me.user, "autocommit": True}
+        for host, port in nodes
+    ]
+
+
+def _make_citus_template(admin: Any) -> str:
+    """A test database made the slow way (_create_citus_database: the extension created on
+    every node, ~0.6 s each, and the workers added), then closed to connections so that
+    CREATE DATABASE … TEMPLATE can copy it on each node."""
+    import psycopg
+
+    name = _create_citus_database(admin)
+    for node in _node_admins(admin):
+        with psycopg.connect(**node) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+    return name
+
+
+def _copy_citus_database(template: str, admin: Any) -> str:
+    """A fresh test database: the template copied on every node at once (its Citus
+    metadata, workers included, is the same on each, so the copies form a cluster as the
+    originals do). Per-database settings are not copied; they are set again. About a third
+    of _create_citus_database's time, and most of its CPU saved."""
+    import psycopg
+
+    name = f"ordercli_test_{uuid.uuid4().hex[:12]}"
+
+    def copy(node: dict[str, Any]) -> None:
+        with psycopg.connect(**node) as conn:
+            for attempt in range(50):
+                try:
+                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                    return
+                except psycopg.errors.ObjectInUse:
+                    # a session that was still leaving the template
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+
+    nodes = _node_admins(admin)
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        list(pool.map(copy, nodes))
+    admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    admin.execute(f'ALTER DATABASE "{name}" SET citus.shard_count = 4')
+    return name
 
 
 @pytest.fixture(scope="session")
 def citus_databases(dropper: Dropper) -> Iterator[Creator | None]:
+    """Each test's Citus database, copied ahead of it from one template per test process."""
+    import psycopg
+
     base = os.environ.get(CITUS_ENV)
-    creator = Creator(base, create=_create_citus_database) if base else None
+    template = None
+    if base:
+        try:
+            with psycopg.connect(base, autocommit=True, connect_timeout=5) as admin:
+                template = _make_citus_template(admin)
+        except (psycopg.Error, RuntimeError):
+            template = None  # the tests' own attempt reports it (skip, or fail under CI)
+    creator = (
+        Creator(base, create=functools.partial(_copy_citus_database, template))
+        if base and template
+        else None
+    )
     yield creator
-    if creator is not None and base:
+    if base and creator is not None:
         for name in creator.close():
             dropper.jobs.put(Concurrent(functools.partial(_drop_citus, base, name)))
+    if base and template:
+        dropper.jobs.put(Concurrent(functools.partial(_drop_citus, base, template)))
 
 
 @pytest.fixture
@@ -349,10 +429,10 @@ def citus_url(dropper: Dropper, citus_databases: Creator | None) -> Iterator[str
     import psycopg
 
     base = os.environ.get(CITUS_ENV)
-    if not base or citus_databases is None:
+    if not base:
         _missing_backend(f"{CITUS_ENV} is not set")
         raise AssertionError  # unreachable: skip/fail raise
-    name = citus_databases.take()
+    name = citus_databases.take() if citus_databases is not None else None
     if name is None:
         try:
             with psycopg.connect(base, autocommit=True, connect_timeout=5) as admin:
