@@ -41,11 +41,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import ordercli
-from ordercli.backends import DatabaseUrl
 from ordercli.db import connect, database
 from ordercli.domain import Period, Status
 from ordercli.orders import change_status
 from ordercli.queries import customers_query, list_customers, revenue, revenue_query
+from ordercli.urls import DatabaseUrl
 
 TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
 BATCH = 1000

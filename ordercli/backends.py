@@ -2,7 +2,8 @@
 
 Commands and queries never test which engine they run on; they ask the active
 `Backend` for a write transaction, a row lock, a streaming cursor, a bind-parameter
-budget or a piece of DDL. A new engine is a new subclass registered in `SCHEMES`.
+budget or a piece of DDL. A new engine is a new subclass registered in `SCHEMES`
+(and its URL scheme in urls.EXAMPLES).
 """
 
 from __future__ import annotations
@@ -14,93 +15,12 @@ import logging
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
 
 from ordercli.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class DatabaseUrl:
-    """A parsed `--db` URL. `secrets` holds every spelling of the password, for redaction."""
-
-    scheme: str
-    database: str
-    connect_params: dict[str, Any]
-    secrets: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, url: str) -> DatabaseUrl:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            # Python's message quotes the text it took for a port, which may be part of
-            # the password (an unencoded "#", "?" or "/" ends the password early).
-            raise ConfigError(
-                "invalid database URL: the port is not a number from 0 to 65535 "
-                "(percent-encode special characters in the password, e.g. # as %23)"
-            ) from None
-        scheme = parts.scheme.lower()
-        if scheme not in SCHEMES:
-            known = ", ".join(f"{name}://" for name in SCHEMES)
-            shown = f"{scheme}://" if scheme else "(none)"
-            raise ConfigError(f"unsupported database URL scheme {shown}; use one of {known}")
-        secrets = tuple(s for s in {parts.password or "", unquote(parts.password or "")} if s)
-        params: dict[str, Any] = {}
-        if parts.username:
-            params["user"] = unquote(parts.username)
-        if parts.password:
-            params["password"] = unquote(parts.password)
-        if parts.hostname:
-            params["host"] = parts.hostname
-        if port:
-            params["port"] = port
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            params[key] = _query_value(value)
-        if scheme == "sqlite":
-            if parts.netloc:
-                # sqlite://orders.db reads "orders.db" as a host: name it (not the
-                # user or password, which may be secret).
-                host = f" (here {parts.hostname!r})" if parts.hostname else ""
-                raise ConfigError(
-                    f"SQLite URLs have no host part{host}: three slashes before a relative "
-                    "path, four before an absolute one: sqlite:///relative/path.db "
-                    "or sqlite:////absolute/path.db"
-                )
-            if params:
-                raise ConfigError(
-                    "SQLite URLs take no options or query parameters: "
-                    "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
-                )
-            database = unquote(parts.path[1:])
-        else:
-            database = unquote(parts.path.lstrip("/"))
-        if not database:
-            raise ConfigError(f"the {scheme}:// URL names no database, e.g. {_EXAMPLES[scheme]}")
-        return cls(scheme, database, params, secrets)
-
-
-def _query_value(value: str) -> Any:
-    lowered = value.lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if value.isdigit():
-        return int(value)
-    return value
-
-
-_EXAMPLES = {
-    "sqlite": "sqlite:///orders.db",
-    "postgresql": "postgresql://user:password@host:5432/dbname",
-    "postgres": "postgres://user:password@host:5432/dbname",
-    "mysql": "mysql://user:password@host:3306/dbname",
-}
+from ordercli.urls import DatabaseUrl
 
 
 class Backend:

@@ -16,6 +16,7 @@ import peewee
 
 from ordercli.backends import Backend, backend_for
 from ordercli.errors import DatabaseFailure, DatabaseUnavailable, OrderCliError
+from ordercli.urls import redact
 
 T = TypeVar("T")
 
@@ -51,12 +52,6 @@ class SqlEcho(logging.Handler):
             return
         line = _WHITESPACE.sub(" ", sql).strip()
         print(f"SQL: {redact(line, self.secrets)}", file=sys.stderr, flush=True)
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 @contextlib.contextmanager

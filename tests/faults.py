@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from helpers import pg_connect
 
-from ordercli.backends import DatabaseUrl
+from ordercli.urls import DatabaseUrl
 
 # Multiplies the number of kill points, rounds and durations (ORDERCLI_FAULT_SCALE=5 for a
 # longer report run); 1 keeps the default run short.

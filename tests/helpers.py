@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ordercli.backends import DatabaseUrl
 from ordercli.db import connect, database
 from ordercli.models import Customer, Order, OrderItem, utcnow
+from ordercli.urls import DatabaseUrl
 
 
 @dataclass

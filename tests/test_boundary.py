@@ -213,3 +213,10 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(db_url):
         code = proc.wait(timeout=120)
         assert first, fmt
         assert (code, stderr) == (0, ""), (fmt, code, stderr)
+
+
+def test_every_url_scheme_has_a_backend():
+    """urls.py knows the schemes without importing backends.py (and so Peewee)."""
+    from ordercli import backends, urls
+
+    assert list(urls.EXAMPLES) == list(backends.SCHEMES)
