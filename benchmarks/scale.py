@@ -47,9 +47,10 @@ from common import (
 from playhouse.test_utils import count_queries
 
 from ordercli.db import connect, database
-from ordercli.models import CANCELLABLE, Order, Status, utcnow
+from ordercli.models import CANCELLABLE, Order, Status
 from ordercli.orders import cancel_orders
 from ordercli.queries import list_orders, show_order, summarize_customers
+from ordercli.timeutil import utcnow
 
 CANCEL_BATCH = 1000
 DEFAULT_SIZES = (1_000_000, 3_000_000, 10_000_000)

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import peewee
 
+from ordercli import migrations
 from ordercli.backends import Backend, backend_for
 from ordercli.errors import DatabaseFailure, DatabaseUnavailable, OrderCliError
 from ordercli.urls import redact
@@ -61,8 +62,6 @@ def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[
     Every driver error inside the block leaves as an `OrderCliError` whose message has
     the password removed; the transaction that raised it has already rolled back."""
     global _active
-    from ordercli import migrations
-
     chosen = backend_for(url)
     secrets = chosen.url.secrets
     echo = SqlEcho(secrets) if echo_sql else None

@@ -35,7 +35,7 @@ import peewee
 
 from ordercli.backends import Backend, MySQLBackend, PostgresBackend, SqliteBackend
 from ordercli.errors import MigrationBlocked, PendingMigrations
-from ordercli.models import utcnow
+from ordercli.timeutil import utcnow
 
 Check = Callable[[peewee.Database], bool]
 

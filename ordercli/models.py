@@ -6,8 +6,6 @@ the same one the shop's application relies on.
 
 from __future__ import annotations
 
-import datetime
-
 import peewee
 
 from ordercli.db import database
@@ -21,13 +19,7 @@ __all__ = [
     "OrderEvent",
     "OrderItem",
     "Status",
-    "utcnow",
 ]
-
-
-def utcnow() -> datetime.datetime:
-    """Naive UTC wall time, the form every timestamp column stores."""
-    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 class BaseModel(peewee.Model):

@@ -20,7 +20,8 @@ from ordercli.bulk import BulkInsert
 from ordercli.db import backend, database, lock_rows, retrying
 from ordercli.domain import TRANSITIONS
 from ordercli.errors import NotFound, Refused
-from ordercli.models import Order, OrderEvent, Status, utcnow
+from ordercli.models import Order, OrderEvent, Status
+from ordercli.timeutil import utcnow
 
 T = TypeVar("T")
 

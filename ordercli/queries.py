@@ -16,8 +16,8 @@ from peewee import JOIN, SQL, Case, NodeList, fn
 from ordercli.db import backend, database
 from ordercli.domain import Period
 from ordercli.errors import NotFound
-from ordercli.models import SPENT, Customer, Order, OrderEvent, OrderItem, Status, utcnow
-from ordercli.timeutil import as_utc
+from ordercli.models import SPENT, Customer, Order, OrderEvent, OrderItem, Status
+from ordercli.timeutil import as_utc, utcnow
 
 LIKE_ESCAPE = "!"
 

@@ -22,7 +22,8 @@ from peewee import chunked
 
 from ordercli.bulk import BulkInsert
 from ordercli.db import backend, database, retrying
-from ordercli.models import Customer, Order, OrderItem, Status, utcnow
+from ordercli.models import Customer, Order, OrderItem, Status
+from ordercli.timeutil import utcnow
 
 SKUS = tuple(f"SKU-{n}" for n in range(1, 201))
 UNIT_PRICES_CENTS = (199, 499, 999, 1499, 2499)

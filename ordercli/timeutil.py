@@ -5,6 +5,11 @@ from __future__ import annotations
 import datetime
 
 
+def utcnow() -> datetime.datetime:
+    """Naive UTC wall time, the form every timestamp column stores."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
 def parse_utc(text: str) -> datetime.datetime:
     """An ISO 8601 date or datetime as naive UTC; without an offset it already is UTC."""
     value = text.strip()

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ordercli.db import connect, database
-from ordercli.models import Customer, Order, OrderItem, utcnow
+from ordercli.models import Customer, Order, OrderItem
+from ordercli.timeutil import utcnow
 from ordercli.urls import DatabaseUrl
 
 

@@ -11,9 +11,9 @@ from helpers import describe, invariant_violations, opened, scalar
 from peewee import fn
 
 from ordercli.db import backend, database
-from ordercli.models import Customer, Order, OrderEvent, OrderItem, utcnow
+from ordercli.models import Customer, Order, OrderEvent, OrderItem
 from ordercli.seeding import MAX_ITEMS_PER_ORDER, UNIT_PRICES_CENTS, orders_per_transaction
-from ordercli.timeutil import as_utc
+from ordercli.timeutil import as_utc, utcnow
 
 
 def test_seed_adds_what_it_reports_with_correct_totals(db_url, cli):
