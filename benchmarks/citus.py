@@ -39,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from ordercli import orders, queries
-from ordercli.backends import CitusBackend
+from ordercli.backends import CitusBackend, Feature
 from ordercli.db import connect, database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -234,13 +234,13 @@ def distribution_comparison(url: str, reps: int) -> list[tuple[str, float, float
     # ordercli's PostgreSQL summary (join, then group): on the by-customer layout the
     # GROUP BY is by the distribution column, so Citus can push it down whole.
     with opened(url):
-        CitusBackend.summary_groups_orders_first = False
+        CitusBackend.features = Feature.NONE
         try:
             sql_joined, params_joined = (
                 database.get_sql_context().sql(queries.summary_query(50)).query()
             )
         finally:
-            CitusBackend.summary_groups_orders_first = True
+            CitusBackend.features = Feature.SHARDED_ORDERS
     one = order_ids(url, "paid", 1, 5000)[0]
     with psycopg.connect(url) as conn:
         customer = conn.execute("SELECT customer_id FROM orders WHERE id = %s", (one,)).fetchone()

@@ -1,14 +1,16 @@
-"""Everything that differs between database engines, in one place.
+"""How each database engine differs: connections, DDL, transactions, locks, drivers.
 
 Commands and queries never test which engine they run on; they ask the active
 `Backend` for a write transaction, a row lock, a streaming cursor, a bind-parameter
-budget or a piece of DDL. A new engine is a new subclass registered in `SCHEMES`
-(and its URL scheme in urls.EXAMPLES).
+budget, a piece of DDL or the `Feature`s a query may build on (queries.py chooses the
+query's shape from those). A new engine is a new
+subclass registered in `SCHEMES` (and its URL scheme in urls.EXAMPLES).
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import importlib.util
 import itertools
 import logging
@@ -23,19 +25,30 @@ from ordercli.errors import ConfigError
 from ordercli.urls import DatabaseUrl
 
 
+class Feature(enum.Flag):
+    """What an engine offers beyond plain SQL. The backend only says what it has;
+    queries.py decides which query shape to build from it."""
+
+    NONE = 0
+    # A join hint that keeps the tables in the order written (MySQL/MariaDB STRAIGHT_JOIN).
+    STRAIGHT_JOIN = enum.auto()
+    # `customer_email_fts`, an FTS5 trigram index of the emails (SQLite, migration 2).
+    EMAIL_TRIGRAMS = enum.auto()
+    # Orders spread over workers, `customer` a reference table copied to each (Citus).
+    SHARDED_ORDERS = enum.auto()
+
+
 class Backend:
     """What one database engine needs done differently."""
 
     name: ClassVar[str]
     # DDL fragments used by the migrations (see migrations.py).
     ddl: ClassVar[dict[str, str]]
-    # How `list` joins customers to orders when nothing filters the customers.
-    newest_orders_join: ClassVar[str] = peewee.JOIN.INNER
+    # What queries.py may build on (see Feature).
+    features: ClassVar[Feature] = Feature.NONE
     # Whether any command may upgrade an existing schema (a file owned by its user), or
     # only `ordercli migrate` (a server's shared, live schema).
     upgrades_on_use: ClassVar[bool] = False
-    # Whether `summary` groups the orders before joining the customers (see queries.py).
-    summary_groups_orders_first: ClassVar[bool] = False
 
     def __init__(self, url: DatabaseUrl) -> None:
         self.url = url
@@ -128,12 +141,6 @@ class Backend:
         """Whether a statement gave up waiting for a lock (`lock_timeout`)."""
         return False
 
-    def email_candidates(self, needle: str) -> peewee.Node | None:
-        """A subquery of customer ids that may contain `needle`, if an index can say.
-
-        The exact LIKE is applied on top, so this may over-match but never miss."""
-        return None
-
     def period_start(self, period: str, column: peewee.Node) -> peewee.Node:
         """The first day of the UTC day, ISO week (Monday) or month holding `column` (a
         timestamp), in the engine's own date functions. Returned
@@ -171,6 +178,7 @@ class OrdercliSqliteDatabase(peewee.SqliteDatabase):
 
 class SqliteBackend(Backend):
     name = "sqlite"
+    features = Feature.EMAIL_TRIGRAMS
     upgrades_on_use = True
     ddl = {
         "pk": "INTEGER PRIMARY KEY",
@@ -240,22 +248,6 @@ class SqliteBackend(Backend):
     def is_transient(self, exc: BaseException) -> bool:
         text = str(_driver_error(exc)).lower()
         return "database is locked" in text or "database is busy" in text
-
-    def email_candidates(self, needle: str) -> peewee.Node | None:
-        # The FTS5 trigram table (migration 2) answers a quoted phrase of 3+ characters
-        # from its index; shorter needles have no trigram to look up.
-        if len(needle) < 3:
-            return None
-        phrase = '"' + needle.replace('"', '""') + '"'
-        return peewee.NodeList(
-            (
-                peewee.SQL(
-                    "SELECT rowid FROM customer_email_fts WHERE customer_email_fts MATCH ?",
-                    [phrase],
-                ),
-            ),
-            parens=True,
-        )
 
     def period_start(self, period: str, column: peewee.Node) -> peewee.Node:
         # 'weekday 0' moves forward to the next Sunday (or stays on one); six days back
@@ -439,7 +431,7 @@ class CitusBackend(PostgresBackend):
     """
 
     name = "citus"
-    summary_groups_orders_first = True
+    features = Feature.SHARDED_ORDERS
     ddl = {**PostgresBackend.ddl, "pk": "BIGSERIAL PRIMARY KEY"}
 
     def refine(self, db: peewee.Database) -> Backend:
@@ -515,10 +507,7 @@ class MySQLBackend(Backend):
     """
 
     name = "mysql"
-    # Without it MariaDB starts `list` from `customer` (the covering summary index makes
-    # the join look cheap) and sorts every order to find the newest 50: 1.1 s at 200k
-    # orders, linear. STRAIGHT_JOIN keeps orders first: a backward walk of the primary key.
-    newest_orders_join = "STRAIGHT_JOIN"
+    features = Feature.STRAIGHT_JOIN
     ddl = {
         "pk": "BIGINT AUTO_INCREMENT PRIMARY KEY",
         "fk": "BIGINT",
