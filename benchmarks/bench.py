@@ -83,7 +83,7 @@ from common import (
 )
 from playhouse.test_utils import count_queries
 
-from ordercli.db import connect
+from ordercli.db import Connection, connect
 from ordercli.models import Customer, Order, OrderItem, Status
 from ordercli.queries import list_orders, list_query, summarize_customers, summary_query
 from ordercli.seeding import seed
@@ -153,9 +153,9 @@ def seed_trials(target: Target, size: int, workdir: Path) -> dict[str, Trial]:
         return generated[rep]
 
     def in_process(rep: int) -> Measured:
-        with connect(target.fresh()):
+        with connect(target.fresh()) as conn:
             started = time.perf_counter()
-            result = seed(size, seed_value=rep)
+            result = seed(conn, size, seed_value=rep)
             seconds = time.perf_counter() - started
         return Measured(seconds, result.customers + result.orders + result.items)
 
@@ -238,9 +238,9 @@ def bench_summary(datasets: Sequence[Dataset], reps: int) -> Table:
 
 
 def summary_rows(ds: Dataset, reps: int) -> list[list[str]]:
-    with connect(ds.url):
+    with connect(ds.url) as conn:
         result = compare_read(
-            ds, lambda: summarize_customers(limit=50), summary_query(limit=50), reps
+            ds, lambda: summarize_customers(conn, limit=50), summary_query(conn, limit=50), reps
         )
     ours = [(value(row, "customer_id"), value(row, "spent_cents")) for row in result.ours_rows]
     same = ours == [(row[0], int(row[5])) for row in result.raw_rows]
@@ -329,18 +329,18 @@ def bench_list(datasets: Sequence[Dataset], reps: int) -> Table:
 
 
 def list_rows(ds: Dataset, reps: int) -> list[list[str]]:
-    with connect(ds.url):
+    with connect(ds.url) as conn:
         return [
-            list_row(ds, kind, needle, reps)
+            list_row(conn, ds, kind, needle, reps)
             for kind, needle in (("common", "user1"), ("rare", rare_needle()))
         ]
 
 
-def list_row(ds: Dataset, kind: str, needle: str, reps: int) -> list[str]:
+def list_row(conn: Connection, ds: Dataset, kind: str, needle: str, reps: int) -> list[str]:
     result = compare_read(
         ds,
-        lambda: list(list_orders(statuses=[Status.PAID], email=needle, limit=50)),
-        list_query(statuses=[Status.PAID], email=needle, limit=50),
+        lambda: list(list_orders(conn, statuses=[Status.PAID], email=needle, limit=50)),
+        list_query(conn, statuses=[Status.PAID], email=needle, limit=50),
         reps,
     )
     same = [value(row, "id") for row in result.ours_rows] == [row[0] for row in result.raw_rows]
@@ -411,16 +411,16 @@ def bench_n_plus_one(datasets: Sequence[Dataset], reps: int) -> Table:
 
 
 def n_plus_one_rows(ds: Dataset, reps: int) -> list[list[str]]:
-    with connect(ds.url):
+    with connect(ds.url) as conn:
         with count_queries() as naive_count:
             naive = naive_summary(50)
         with count_queries() as ours_count:
-            ours = summarize_customers(limit=50)
+            ours = summarize_customers(conn, limit=50)
         same = naive == [(value(r, "customer_id"), value(r, "spent_cents")) for r in ours]
         stats = median_times(
             {
                 "naive": lambda _rep: timed(lambda: naive_summary(50)),
-                "ordercli": lambda _rep: timed(lambda: summarize_customers(limit=50)),
+                "ordercli": lambda _rep: timed(lambda: summarize_customers(conn, limit=50)),
             },
             reps,
             warmup=False,  # the counting runs above were the warm-ups
@@ -486,8 +486,8 @@ def bench_export(datasets: Sequence[Dataset], reps: int, workdir: Path) -> Table
 
 
 def export_rows(ds: Dataset, reps: int, workdir: Path) -> list[list[str]]:
-    with connect(ds.url):
-        sql, params = compile_sql(list_query(limit=0))
+    with connect(ds.url) as conn:
+        sql, params = compile_sql(list_query(conn, limit=0))
     spec = workdir / f"export-{ds.target.name}.json"
     spec.write_text(
         json.dumps(

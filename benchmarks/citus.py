@@ -22,6 +22,7 @@ say what distribution costs in coordination on one box, not what real nodes woul
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ import psycopg
 
 from ordercli import orders, queries
 from ordercli.backends import CitusBackend, Feature
-from ordercli.db import connect, database
+from ordercli.db import Connection, connect
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -140,9 +141,9 @@ def median_ms(fn: Callable[[], object], reps: int) -> float:
 
 
 @contextmanager
-def opened(url: str) -> Iterator[None]:
-    with connect(url, migrate=False):
-        yield
+def opened(url: str) -> Iterator[Connection]:
+    with connect(url, migrate=False) as conn:
+        yield conn
 
 
 def rare_email(url: str) -> str:
@@ -168,19 +169,19 @@ class Cancels:
         ids = order_ids(url, "draft", per_call * calls, offset)
         self.batches = [ids[i : i + per_call] for i in range(0, len(ids), per_call)]
 
-    def __call__(self) -> None:
-        orders.cancel_orders(self.batches.pop(), reason="bench", actor="bench")
+    def __call__(self, conn: Connection) -> None:
+        orders.cancel_orders(conn, self.batches.pop(), reason="bench", actor="bench")
 
 
-def everyday(url: str, reps: int, offset: int) -> dict[str, Callable[[], object]]:
+def everyday(url: str, reps: int, offset: int) -> dict[str, Callable[[Connection], object]]:
     needle = rare_email(url)
     one = order_ids(url, "paid", 1, 1000 + offset)[0]
     return {
-        "summary (top 50, all time)": lambda: queries.summarize_customers(50),
-        "list newest 50": lambda: list(queries.list_orders()),
-        "list --customer": lambda: list(queries.list_orders(customer_id=77)),
-        "list --email (rare)": lambda: list(queries.list_orders(email=needle)),
-        "show": lambda: queries.show_order(one),
+        "summary (top 50, all time)": lambda conn: queries.summarize_customers(conn, 50),
+        "list newest 50": lambda conn: list(queries.list_orders(conn)),
+        "list --customer": lambda conn: list(queries.list_orders(conn, customer_id=77)),
+        "list --email (rare)": lambda conn: list(queries.list_orders(conn, email=needle)),
+        "show": lambda conn: queries.show_order(conn, one),
         "cancel 1 order": Cancels(url, 1, reps + 1, offset),
         "cancel 100 orders": Cancels(url, 100, reps + 1, offset + 1000),
     }
@@ -227,18 +228,14 @@ def distribution_comparison(url: str, reps: int) -> list[tuple[str, float, float
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in BYCUST_DDL:
             conn.execute(statement)
-    with opened(url):
-        sql_grouped, params_grouped = (
-            database.get_sql_context().sql(queries.summary_query(50)).query()
-        )
+    with opened(url) as handle:
+        sql_grouped, params_grouped = handle.sql(queries.summary_query(handle, 50))
     # ordercli's PostgreSQL summary (join, then group): on the by-customer layout the
     # GROUP BY is by the distribution column, so Citus can push it down whole.
-    with opened(url):
+    with opened(url) as handle:
         CitusBackend.features = Feature.NONE
         try:
-            sql_joined, params_joined = (
-                database.get_sql_context().sql(queries.summary_query(50)).query()
-            )
+            sql_joined, params_joined = handle.sql(queries.summary_query(handle, 50))
         finally:
             CitusBackend.features = Feature.SHARDED_ORDERS
     one = order_ids(url, "paid", 1, 5000)[0]
@@ -334,8 +331,8 @@ def main() -> None:
         }
         for label in work["citus"]:
             for target, url in (("citus", citus), ("postgresql", postgres)):
-                with opened(url):
-                    ms = median_ms(work[target][label], args.reps)
+                with opened(url) as conn:
+                    ms = median_ms(functools.partial(work[target][label], conn), args.reps)
                 timings.setdefault(label, []).append(ms)
             log(f"{label}: Citus {timings[label][0]:.2f} ms, PostgreSQL {timings[label][1]:.2f} ms")
         layouts = distribution_comparison(citus, args.reps)

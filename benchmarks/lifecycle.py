@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import ordercli
-from ordercli.db import connect, database
+from ordercli.db import Connection, connect, database
 from ordercli.domain import Period, Status
 from ordercli.orders import change_status
 from ordercli.queries import customers_query, list_customers, revenue, revenue_query
@@ -301,7 +301,7 @@ def seeded(target: Target, orders: int, fresh: bool) -> str:
     return url
 
 
-def status_moves(target: Target, url: str, reps: int) -> list[Row]:
+def status_moves(handle: Connection, target: Target, url: str, reps: int) -> list[Row]:
     rows = []
     conn = target.raw(url)
     draft = [
@@ -324,7 +324,7 @@ def status_moves(target: Target, url: str, reps: int) -> list[Row]:
 
             reset()
             with captured() as capture:
-                results = change_status(ids, goal, reason="benchmark", actor="bench")
+                results = change_status(handle, ids, goal, reason="benchmark", actor="bench")
             assert all(r.changed for r in results), "every order moved"
             statements = capture.statements
 
@@ -335,7 +335,7 @@ def status_moves(target: Target, url: str, reps: int) -> list[Row]:
                 conn.commit()
 
             def ours(ids: list[int] = ids, goal: Status = goal) -> None:
-                change_status(ids, goal, reason="benchmark", actor="bench")
+                change_status(handle, ids, goal, reason="benchmark", actor="bench")
 
             mine, raw = interleaved(reps, ours, replay, before=reset)
             rows.append(Row(target.name, f"{command} {count:,} id{'s' if count > 1 else ''}",
@@ -346,19 +346,29 @@ def status_moves(target: Target, url: str, reps: int) -> list[Row]:
     return rows
 
 
-def reads(target: Target, url: str, reps: int, needle: str) -> list[Row]:
+def reads(handle: Connection, target: Target, url: str, reps: int, needle: str) -> list[Row]:
     rows = []
     conn = target.raw(url)
     cases: list[tuple[str, Callable[[], object], Any]] = [
         (
             f"customers --email {needle}",
-            lambda: list(list_customers(email=needle)),
-            customers_query(email=needle),
+            lambda: list(list_customers(handle, email=needle)),
+            customers_query(handle, email=needle),
         ),
-        ("customers (newest 50)", lambda: list(list_customers()), customers_query()),
+        (
+            "customers (newest 50)",
+            lambda: list(list_customers(handle)),
+            customers_query(handle),
+        ),
     ]
     for period in Period:
-        cases.append((f"revenue --by {period.value}", _revenue_of(period), revenue_query(period)))
+        cases.append(
+            (
+                f"revenue --by {period.value}",
+                _revenue_of(handle, period),
+                revenue_query(handle, period),
+            )
+        )
     for operation, ours, query in cases:
         sql, params = database.obj.get_sql_context().sql(query).query()
 
@@ -377,8 +387,8 @@ def reads(target: Target, url: str, reps: int, needle: str) -> list[Row]:
     return rows
 
 
-def _revenue_of(period: Period) -> Callable[[], object]:
-    return lambda: revenue(period)
+def _revenue_of(handle: Connection, period: Period) -> Callable[[], object]:
+    return lambda: revenue(handle, period)
 
 
 def rare_needle() -> str:
@@ -429,12 +439,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in args.backends.split(","):
         target = targets[name]()
         url = seeded(target, args.orders, args.fresh)
-        with connect(url):
+        with connect(url) as handle:
             needle = rare_needle()
             if "moves" in args.operations:
-                rows += status_moves(target, url, args.reps)
+                rows += status_moves(handle, target, url, args.reps)
             if "reads" in args.operations:
-                rows += reads(target, url, args.reps, needle)
+                rows += reads(handle, target, url, args.reps, needle)
     sys.stdout.write(report(rows, args))
 
 

@@ -80,8 +80,8 @@ def main() -> None:
         migrations.MIGRATIONS = saved[0][: args.from_version]
         migrations.LATEST_VERSION = args.from_version
         t0 = time.perf_counter()
-        with connect(url):
-            seeded = seed(args.orders, None, 42)
+        with connect(url) as conn:
+            seeded = seed(conn, args.orders, None, 42)
         migrations.MIGRATIONS, migrations.LATEST_VERSION = saved
         print(
             f"seeded {seeded.orders:,} orders, {seeded.items:,} items at schema version "

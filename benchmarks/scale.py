@@ -46,7 +46,7 @@ from common import (
 )
 from playhouse.test_utils import count_queries
 
-from ordercli.db import connect, database
+from ordercli.db import Connection, connect, database
 from ordercli.models import CANCELLABLE, Order, Status
 from ordercli.orders import cancel_orders
 from ordercli.queries import list_orders, show_order, summarize_customers
@@ -78,7 +78,7 @@ class SeedFigures:
     load: float = 0.0  # 1-minute load average once this size was measured (noise marker)
 
 
-def operations(reps: int) -> dict[str, Callable[[int], int]]:
+def operations(conn: Connection, reps: int) -> dict[str, Callable[[int], int]]:
     """The timed operations: each takes the repetition number and returns its row count.
 
     Called with the dataset open. The ids they touch are chosen here, before any timing:
@@ -104,38 +104,40 @@ def operations(reps: int) -> dict[str, Callable[[int], int]]:
         return len(result)
 
     return {
-        "summary (all time)": lambda rep: rows(summarize_customers(limit=50)),
+        "summary (all time)": lambda rep: rows(summarize_customers(conn, limit=50)),
         "summary (last 30 days)": lambda rep: rows(
-            summarize_customers(limit=50, since=now - datetime.timedelta(days=30))
+            summarize_customers(conn, limit=50, since=now - datetime.timedelta(days=30))
         ),
-        "list newest 50": lambda rep: rows(list(list_orders(limit=50))),
+        "list newest 50": lambda rep: rows(list(list_orders(conn, limit=50))),
         "list paid, common needle `user1`": lambda rep: rows(
-            list(list_orders(statuses=[Status.PAID], email="user1", limit=50))
+            list(list_orders(conn, statuses=[Status.PAID], email="user1", limit=50))
         ),
         "list paid, rare needle": lambda rep: rows(
-            list(list_orders(statuses=[Status.PAID], email=needle, limit=50))
+            list(list_orders(conn, statuses=[Status.PAID], email=needle, limit=50))
         ),
         "list deep window (a month, 200 days back)": lambda rep: rows(
             list(
                 list_orders(
+                    conn,
                     since=now - datetime.timedelta(days=200),
                     until=now - datetime.timedelta(days=170),
                     limit=50,
                 )
             )
         ),
-        "show one order": lambda rep: len(show_order(top // 2 + rep * stride)["items"]),
-        "cancel 1 order": lambda rep: sum(r.changed for r in cancel_orders([singles[rep]])),
+        "show one order": lambda rep: len(show_order(conn, top // 2 + rep * stride)["items"]),
+        "cancel 1 order": lambda rep: sum(r.changed for r in cancel_orders(conn, [singles[rep]])),
         "cancel 1,000 orders": lambda rep: sum(
-            r.changed for r in cancel_orders(batches[rep * CANCEL_BATCH : (rep + 1) * CANCEL_BATCH])
+            r.changed
+            for r in cancel_orders(conn, batches[rep * CANCEL_BATCH : (rep + 1) * CANCEL_BATCH])
         ),
     }
 
 
 def time_operations(target: Target, url: str, orders: int, reps: int) -> list[Timing]:
     timings = []
-    with connect(url):
-        for name, operation in operations(reps).items():
+    with connect(url) as conn:
+        for name, operation in operations(conn, reps).items():
             with count_queries() as counter:
                 rows = operation(0)  # warm-up
             samples = []

@@ -1,9 +1,9 @@
 """How each database engine differs: connections, DDL, transactions, locks, drivers.
 
-Commands and queries never test which engine they run on; they ask the active
-`Backend` for a write transaction, a row lock, a streaming cursor, a bind-parameter
-budget, a piece of DDL or the `Feature`s a query may build on (queries.py chooses the
-query's shape from those). A new engine is a new
+Commands and queries never test which engine they run on; they ask the open
+connection (db.Connection) for a write transaction, a row lock, a streaming cursor, a
+bind-parameter budget, and its backend for a piece of DDL or the `Feature`s a query
+may build on (queries.py chooses the query's shape from those). A new engine is a new
 subclass registered in `SCHEMES` (and its URL scheme in urls.EXAMPLES).
 """
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import peewee
 
-from ordercli.db import backend, database
+from ordercli.db import Connection
 
 
 def largest_power_of_two(limit: int) -> int:
@@ -26,26 +26,27 @@ def largest_power_of_two(limit: int) -> int:
 
 
 class BulkInsert:
-    """INSERT … VALUES (…), (…) of `fields` into `model`, optionally RETURNING columns.
+    """INSERT … VALUES (…), (…) of `fields` into `model` on `conn`, optionally RETURNING
+    columns.
 
     With `ignore_conflicts`, rows that would violate a unique constraint are skipped
     (and, with `returning`, simply not returned)."""
 
     def __init__(
         self,
+        conn: Connection,
         model: type[peewee.Model],
         fields: Sequence[peewee.Field],
         returning: Sequence[peewee.Field] = (),
         ignore_conflicts: bool = False,
     ) -> None:
+        self.conn = conn
         self.model = model
         self.fields = list(fields)
         self.returning = list(returning)
         self.ignore_conflicts = ignore_conflicts
         # The widest power-of-two statement the backend's bind-parameter limit allows.
-        self.rows_per_statement = largest_power_of_two(
-            backend().max_bind_params(database.obj) // len(self.fields)
-        )
+        self.rows_per_statement = largest_power_of_two(conn.max_bind_params() // len(self.fields))
         self._sql: dict[int, str] = {}
         self._pattern: tuple[str, str, str] | tuple[()] | None = None
 
@@ -63,10 +64,10 @@ class BulkInsert:
             query = query.on_conflict_ignore()
         if self.returning:
             query = query.returning(*self.returning)
-        sql, params = database.get_sql_context().sql(query).query()
+        sql, params = self.conn.sql(query)
         if len(params) != rows * len(self.fields):
             raise RuntimeError(f"{self.model.__name__} insert has unexpected columns")
-        return str(sql)
+        return sql
 
     def _widen(self, rows: int) -> str | None:
         """Peewee's one-row statement with its VALUES tuple repeated `rows` times.
@@ -104,7 +105,7 @@ class BulkInsert:
         start = 0
         for size in self.statement_sizes(len(rows)):
             params = list(itertools.chain.from_iterable(rows[start : start + size]))
-            cursor = backend().execute_repeated(database.obj, self.sql(size), params)
+            cursor = self.conn.execute_repeated(self.sql(size), params)
             try:
                 if self.returning:
                     returned.extend(cursor.fetchall())

@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 import typer
@@ -33,6 +33,9 @@ from ordercli.render import (
     stderr_console,
 )
 from ordercli.timeutil import parse_utc
+
+if TYPE_CHECKING:
+    from ordercli.db import Connection  # not at run time: Peewee only when a command runs
 
 MAX_ID = 2**63 - 1
 MAX_SEED_COUNT = 10**9
@@ -162,8 +165,11 @@ def _state(ctx: Any) -> Settings:
 
 
 @contextlib.contextmanager
-def database(ctx: typer.Context, migrate: bool = True, changes: bool = False) -> Iterator[None]:
-    """Open the command's database; expected failures end as one `Error:` line, exit 1.
+def database(
+    ctx: typer.Context, migrate: bool = True, changes: bool = False
+) -> Iterator[Connection]:
+    """Open the command's database and hand its `Connection` to the block; expected
+    failures end as one `Error:` line, exit 1.
 
     `changes`: the command writes, so once the block ends without an error its change
     is committed (said in any later error, e.g. output that cannot be written)."""
@@ -171,8 +177,8 @@ def database(ctx: typer.Context, migrate: bool = True, changes: bool = False) ->
 
     settings = _state(ctx)
     try:
-        with connect(settings.url, echo_sql=settings.echo_sql, migrate=migrate):
-            yield
+        with connect(settings.url, echo_sql=settings.echo_sql, migrate=migrate) as conn:
+            yield conn
     except OrderCliError as exc:
         _error(" ".join(str(exc).split()))
         raise typer.Exit(1) from None
@@ -344,8 +350,8 @@ def seed(
     """
     from ordercli.seeding import seed as seed_orders
 
-    with database(ctx, changes=True), _seed_progress(count) as progress:
-        result = seed_orders(count, customers, seed_value, progress=progress)
+    with database(ctx, changes=True) as conn, _seed_progress(count) as progress:
+        result = seed_orders(conn, count, customers, seed_value, progress=progress)
     record = {
         "customers": result.customers,
         "orders": result.orders,
@@ -432,8 +438,9 @@ def list_command(
     from ordercli.queries import ORDER_FIELDS, list_orders
 
     _check_window(since, until)
-    with database(ctx):
+    with database(ctx) as conn:
         rows = list_orders(
+            conn,
             statuses=status or (),
             email=email,
             customer_id=customer,
@@ -474,8 +481,8 @@ def summary(
     from ordercli.queries import SUMMARY_FIELDS, summarize_customers
 
     _check_window(since, until)
-    with database(ctx):
-        rows = summarize_customers(limit=limit, since=since, until=until)
+    with database(ctx) as conn:
+        rows = summarize_customers(conn, limit=limit, since=since, until=until)
     render_records(
         rows, SUMMARY_FIELDS, fmt, empty_message="No active customers.", keep=SUMMARY_KEY_FIELDS
     )
@@ -499,9 +506,9 @@ def _change_status(
     """pay, ship and cancel: one call into the core's one status-change path."""
     from ordercli.orders import StatusChange, change_status, current_actor
 
-    with database(ctx, changes=not dry_run):
+    with database(ctx, changes=not dry_run) as conn:
         results = change_status(
-            order_ids, target, reason=reason, actor=current_actor(), dry_run=dry_run
+            conn, order_ids, target, reason=reason, actor=current_actor(), dry_run=dry_run
         )
     render_records(results, StatusChange._fields, fmt)
     if dry_run:
@@ -591,9 +598,9 @@ def customers(
     """
     from ordercli.queries import CUSTOMER_FIELDS, list_customers
 
-    with database(ctx):
+    with database(ctx) as conn:
         rows = list_customers(
-            email=email, name=name, include_inactive=include_inactive, limit=limit
+            conn, email=email, name=name, include_inactive=include_inactive, limit=limit
         )
         render_records(
             rows,
@@ -628,8 +635,8 @@ def revenue(
     from ordercli.queries import revenue as revenue_per_period
 
     _check_window(since, until)
-    with database(ctx):
-        rows = revenue_per_period(by, since=since, until=until)
+    with database(ctx) as conn:
+        rows = revenue_per_period(conn, by, since=since, until=until)
     render_revenue(rows, REVENUE_FIELDS, fmt)
 
 
@@ -645,8 +652,8 @@ def show(
     """
     from ordercli.queries import ORDER_FIELDS, show_order
 
-    with database(ctx):
-        order = show_order(order_id)
+    with database(ctx) as conn:
+        order = show_order(conn, order_id)
     render_order_detail(order, ORDER_FIELDS, fmt)
 
 
@@ -668,8 +675,8 @@ def archive(
     """
     from ordercli.orders import ArchiveResult, archive_orders
 
-    with database(ctx, changes=not dry_run):
-        results = archive_orders(order_ids, undo=undo, dry_run=dry_run)
+    with database(ctx, changes=not dry_run) as conn:
+        results = archive_orders(conn, order_ids, undo=undo, dry_run=dry_run)
     render_records(results, ArchiveResult._fields, fmt)
     if dry_run:
         print("Dry run: nothing was changed.", file=sys.stderr)
@@ -690,15 +697,15 @@ def migrate(
 
     Example: ordercli --db postgresql://user@host/shop migrate --sql
     """
-    from ordercli import db, migrations
+    from ordercli import migrations
 
     if show_sql:
-        with database(ctx, migrate=False):
-            lines = migrations.pending_sql(db.database.obj, db.backend())
+        with database(ctx, migrate=False) as conn:
+            lines = migrations.pending_sql(conn.database, conn.backend)
         print("\n".join(lines) if lines else "-- nothing to do: the schema is up to date")
         return
-    with database(ctx, migrate=False):
-        version, applied = migrations.migrate(db.database.obj, db.backend())
+    with database(ctx, migrate=False) as conn:
+        version, applied = migrations.migrate(conn.database, conn.backend)
     _state(ctx).committed = bool(applied)
     for name in applied:
         print(f"Applied {name}", file=sys.stderr)

@@ -1,4 +1,14 @@
-"""The one place that knows how to open, configure, migrate and close the database."""
+"""The one place that knows how to open, configure, migrate and close the database.
+
+`connect(url)` yields a `Connection`, the one handle on the open database: the core
+(queries, orders, seeding, bulk) takes it as its first argument and asks it for anything
+engine-specific (`conn.max_bind_params()`, `conn.iterate(query)`, `conn.retrying(work)`).
+Nothing reaches for a module global.
+
+The Peewee models are bound to `database`, a proxy that points at the innermost
+open connection; leaving a `connect` block points it back at the connection outside it,
+so `with connect(a) as a: with connect(b) as b: ...` can use `a` again afterwards.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +19,20 @@ import random
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import peewee
 
 from ordercli import migrations
-from ordercli.backends import Backend, backend_for
+from ordercli.backends import Backend, Feature, backend_for
 from ordercli.errors import DatabaseFailure, DatabaseUnavailable, OrderCliError
 from ordercli.urls import redact
 
 T = TypeVar("T")
 
+# What the Peewee models are bound to (models.py): chosen at run time, by connect().
 database = peewee.DatabaseProxy()
-
-_active: Backend | None = None
 
 _TRANSACTION_CONTROL = re.compile(
     r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|SET\s+TRANSACTION)\b", re.I
@@ -31,11 +40,88 @@ _TRANSACTION_CONTROL = re.compile(
 _WHITESPACE = re.compile(r"\s+")
 
 
-def backend() -> Backend:
-    """The backend of the open database."""
-    if _active is None:
-        raise RuntimeError("no database is open; use ordercli.db.connect()")
-    return _active
+class Connection:
+    """One open database: the Peewee database and its engine's `Backend`.
+
+    Engine-specific work goes through these methods, so a caller never pairs a backend
+    with a database itself (and cannot pair it with another connection's)."""
+
+    def __init__(self, database: peewee.Database, backend: Backend) -> None:
+        self.database = database
+        self.backend = backend
+
+    def has(self, feature: Feature) -> bool:
+        """Whether the engine offers `feature` (queries.py picks query shapes by it)."""
+        return feature in self.backend.features
+
+    def max_bind_params(self) -> int:
+        """How many placeholders one statement may carry."""
+        return self.backend.max_bind_params(self.database)
+
+    def max_statement_bytes(self) -> int | None:
+        """How large one statement may be, when the server limits it."""
+        return self.backend.max_statement_bytes(self.database)
+
+    def lock_groups(self, ids: Sequence[int], limit: int) -> list[list[int]]:
+        """`ids` grouped in the order every caller locks them in (see Backend)."""
+        return self.backend.lock_groups(self.database, ids, limit)
+
+    def lock_rows(self, query: peewee.Select) -> peewee.Select:
+        """`query` locking the rows it returns until the transaction ends."""
+        return self.backend.lock_rows(query)
+
+    def iterate(self, query: peewee.Select, stream: bool = False) -> Iterator[tuple[Any, ...]]:
+        """Raw rows of `query`; with `stream`, in flat memory (see Backend.iterate)."""
+        return self.backend.iterate(self.database, query, stream)
+
+    def execute(self, query: peewee.Query) -> Any:
+        """Run a Peewee query on this connection (not on whichever the models point at)."""
+        return query.execute(self.database)
+
+    def sql(self, query: peewee.Query) -> tuple[str, list[Any]]:
+        """The SQL text and parameters this connection's engine would run for `query`."""
+        sql, params = self.database.get_sql_context().sql(query).query()
+        return str(sql), list(params)
+
+    def execute_repeated(self, sql: str, params: Sequence[Any]) -> Any:
+        """Run a statement that is sent many times with different parameters."""
+        return self.backend.execute_repeated(self.database, sql, params)
+
+    def check_returning(self) -> None:
+        """Refuse early if the engine lacks INSERT ... RETURNING (seed needs it)."""
+        self.backend.check_returning(self.database)
+
+    def after_bulk_load(self) -> None:
+        """Leave freshly loaded tables ready to query (planner statistics)."""
+        self.backend.after_bulk_load(self.database)
+
+    def write_transaction(self) -> Any:
+        """A transaction for read-then-write: rows read in it stay ours until commit."""
+        return self.backend.write_transaction(self.database)
+
+    def read_only_transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A transaction that can only read (`--dry-run`)."""
+        return self.backend.read_only_transaction(self.database)
+
+    def retrying(self, work: Callable[[], T], attempts: int = 6, read_only: bool = False) -> T:
+        """Run `work` in a write transaction (with `read_only`, a read-only one: --dry-run);
+        run it again when the database asks for that.
+
+        Deadlocks and serialization failures (InnoDB, PostgreSQL) and an exhausted SQLite
+        busy timeout roll the whole transaction back, so doing it again is safe. Anything
+        else propagates at once."""
+        for attempt in itertools.count(1):
+            try:
+                transaction = (
+                    self.read_only_transaction() if read_only else self.write_transaction()
+                )
+                with transaction:
+                    return work()
+            except Exception as exc:
+                if attempt >= attempts or not self.backend.is_transient(exc):
+                    raise
+                time.sleep(random.uniform(0, min(0.025 * 2**attempt, 1.0)))  # jittered backoff
+        raise AssertionError("unreachable")
 
 
 class SqlEcho(logging.Handler):
@@ -56,12 +142,13 @@ class SqlEcho(logging.Handler):
 
 
 @contextlib.contextmanager
-def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[Backend]:
+def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[Connection]:
     """Open the database at `url`, bring its schema up to date, and close it afterwards.
 
     Every driver error inside the block leaves as an `OrderCliError` whose message has
-    the password removed; the transaction that raised it has already rolled back."""
-    global _active
+    the password removed; the transaction that raised it has already rolled back.
+    The models point at this database inside the block and back at the enclosing
+    connection's (if any) after it."""
     chosen = backend_for(url)
     secrets = chosen.url.secrets
     echo = SqlEcho(secrets) if echo_sql else None
@@ -71,8 +158,8 @@ def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[
         logger.addHandler(echo)
         logger.setLevel(logging.DEBUG)
     db = chosen.create_database()
+    outer = database.obj
     database.initialize(db)
-    _active = chosen
     try:
         with translate_errors(chosen):
             try:
@@ -81,12 +168,12 @@ def connect(url: str, echo_sql: bool = False, migrate: bool = True) -> Iterator[
                 raise DatabaseUnavailable(
                     f"cannot open the {chosen.name} database: {_first_line(exc)}"
                 ) from None
-            chosen = _active = chosen.refine(db)
+            conn = Connection(db, chosen.refine(db))
             if migrate:
-                migrations.ensure_schema(db, chosen)
-            yield chosen
+                migrations.ensure_schema(db, conn.backend)
+            yield conn
     finally:
-        _active = None
+        database.initialize(outer)
         if not db.is_closed():
             with contextlib.suppress(Exception):
                 db.close()
@@ -155,31 +242,3 @@ def _original_error(exc: BaseException, chosen: Backend) -> BaseException:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0].strip()
-
-
-def retrying(work: Callable[[], T], attempts: int = 6, read_only: bool = False) -> T:
-    """Run `work` in a write transaction (with `read_only`, a read-only one: --dry-run);
-    run it again when the database asks for that.
-
-    Deadlocks and serialization failures (InnoDB, PostgreSQL) and an exhausted SQLite
-    busy timeout roll the whole transaction back, so doing it again is safe. Anything
-    else propagates at once."""
-    chosen = backend()
-    for attempt in itertools.count(1):
-        try:
-            transaction = (
-                chosen.read_only_transaction(database.obj)
-                if read_only
-                else chosen.write_transaction(database.obj)
-            )
-            with transaction:
-                return work()
-        except Exception as exc:
-            if attempt >= attempts or not chosen.is_transient(exc):
-                raise
-            time.sleep(random.uniform(0, min(0.025 * 2**attempt, 1.0)))  # jittered backoff
-    raise AssertionError("unreachable")
-
-
-def lock_rows(query: peewee.Select) -> peewee.Select:
-    return backend().lock_rows(query)

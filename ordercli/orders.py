@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 from peewee import Field
 
 from ordercli.bulk import BulkInsert
-from ordercli.db import backend, database, lock_rows, retrying
+from ordercli.db import Connection
 from ordercli.domain import TRANSITIONS
 from ordercli.errors import NotFound, Refused
 from ordercli.models import Order, OrderEvent, Status
@@ -72,20 +72,22 @@ def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _id_chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+def _id_chunks(conn: Connection, ids: Sequence[int]) -> Iterable[Sequence[int]]:
     # Leave room for the statement's other parameters.
-    return _batches(ids, backend().max_bind_params(database.obj) - 16)
+    return _batches(ids, conn.max_bind_params() - 16)
 
 
-def _locked_rows(ids: Sequence[int], *fields: Any, lock: bool = True) -> dict[int, tuple[Any, ...]]:
+def _locked_rows(
+    conn: Connection, ids: Sequence[int], *fields: Any, lock: bool = True
+) -> dict[int, tuple[Any, ...]]:
     """Lock the orders and read them, in the backend's lock order (ids in order; on Citus
     shard by shard), the same for every caller so concurrent ones cannot deadlock; without
     `lock` (a dry run, in a read-only transaction) just read them."""
     found: dict[int, tuple[Any, ...]] = {}
-    limit = backend().max_bind_params(database.obj) - 16
-    for chunk in backend().lock_groups(database.obj, ids, limit):
+    limit = conn.max_bind_params() - 16
+    for chunk in conn.lock_groups(ids, limit):
         query = Order.select(Order.id, *fields).where(Order.id.in_(chunk)).order_by(Order.id)
-        for row in (lock_rows(query) if lock else query).tuples():
+        for row in conn.execute((conn.lock_rows(query) if lock else query).tuples()):
             found[row[0]] = row[1:]
     missing = [i for i in ids if i not in found]
     if missing:
@@ -94,12 +96,12 @@ def _locked_rows(ids: Sequence[int], *fields: Any, lock: bool = True) -> dict[in
     return found
 
 
-def _rows_per_statement(columns: int, *texts: str | None) -> int:
+def _rows_per_statement(conn: Connection, columns: int, *texts: str | None) -> int:
     """Rows per multi-row INSERT: within the bind-parameter limit and, where the server
     limits a statement's size (MySQL's max_allowed_packet), within half of that too
     (a 9 KB --reason on 2,000 events is 18 MB)."""
-    by_params = backend().max_bind_params(database.obj) // columns
-    limit = backend().max_statement_bytes(database.obj)
+    by_params = conn.max_bind_params() // columns
+    limit = conn.max_statement_bytes()
     if limit is None:
         return by_params
     row_bytes = 200 + sum(len(t.encode("utf-8")) * 2 for t in texts if t)  # escaped, worst case
@@ -132,6 +134,7 @@ def _refusal(refused: dict[str, list[int]], target: Status) -> str:
 
 
 def change_status(
+    conn: Connection,
     order_ids: Sequence[int],
     target: Status,
     reason: str | None = None,
@@ -149,7 +152,7 @@ def change_status(
     ids = list(dict.fromkeys(order_ids))
 
     def attempt() -> tuple[dict[int, str], list[int]]:
-        found = _locked_rows(ids, Order.status, lock=not dry_run)
+        found = _locked_rows(conn, ids, Order.status, lock=not dry_run)
         previous = {order_id: row[0] for order_id, row in found.items()}
         refused: dict[str, list[int]] = {}
         for i in ids:
@@ -161,81 +164,84 @@ def change_status(
         if to_change and not dry_run:
             now = utcnow()
             sources = [s.value for s in allowed]
-            for chunk in _id_chunks(to_change):
-                changed = (
-                    Order.update(status=target.value, updated_at=now)
-                    .where(Order.id.in_(chunk), Order.status.in_(sources))
-                    .execute()
+            for chunk in _id_chunks(conn, to_change):
+                changed = conn.execute(
+                    Order.update(status=target.value, updated_at=now).where(
+                        Order.id.in_(chunk), Order.status.in_(sources)
+                    )
                 )
                 if changed != len(chunk):  # the rows are locked: this cannot race
                     raise RuntimeError(f"updated {changed} of {len(chunk)} locked orders")
             # One multi-row INSERT per batch; its text is Peewee's one-row statement
             # widened (bulk.py): compiling 1,000 rows through insert_many took longer
             # than the database's whole transaction.
-            insert = BulkInsert(OrderEvent, EVENT_FIELDS)
-            per_statement = _rows_per_statement(len(EVENT_FIELDS), reason, actor)
+            insert = BulkInsert(conn, OrderEvent, EVENT_FIELDS)
+            per_statement = _rows_per_statement(conn, len(EVENT_FIELDS), reason, actor)
             events = [(i, previous[i], target.value, reason, actor, now) for i in to_change]
             for batch in _batches(events, per_statement):
                 params = list(itertools.chain.from_iterable(batch))
-                backend().execute_repeated(database.obj, insert.sql(len(batch)), params).close()
+                conn.execute_repeated(insert.sql(len(batch)), params).close()
         return previous, to_change
 
-    previous, to_change = retrying(attempt, read_only=dry_run)
+    previous, to_change = conn.retrying(attempt, read_only=dry_run)
     changed_ids = set(to_change)
     return [StatusChange(i, previous[i], target.value, i in changed_ids) for i in ids]
 
 
 def pay_orders(
+    conn: Connection,
     order_ids: Sequence[int],
     reason: str | None = None,
     actor: str | None = None,
     dry_run: bool = False,
 ) -> list[StatusChange]:
     """Mark draft orders paid; already-paid ones are reported unchanged."""
-    return change_status(order_ids, Status.PAID, reason, actor, dry_run)
+    return change_status(conn, order_ids, Status.PAID, reason, actor, dry_run)
 
 
 def ship_orders(
+    conn: Connection,
     order_ids: Sequence[int],
     reason: str | None = None,
     actor: str | None = None,
     dry_run: bool = False,
 ) -> list[StatusChange]:
     """Mark paid orders shipped; already-shipped ones are reported unchanged."""
-    return change_status(order_ids, Status.SHIPPED, reason, actor, dry_run)
+    return change_status(conn, order_ids, Status.SHIPPED, reason, actor, dry_run)
 
 
 def cancel_orders(
+    conn: Connection,
     order_ids: Sequence[int],
     reason: str | None = None,
     actor: str | None = None,
     dry_run: bool = False,
 ) -> list[StatusChange]:
     """Cancel draft or paid orders; already-cancelled ones are reported unchanged."""
-    return change_status(order_ids, Status.CANCELLED, reason, actor, dry_run)
+    return change_status(conn, order_ids, Status.CANCELLED, reason, actor, dry_run)
 
 
 def archive_orders(
-    order_ids: Sequence[int], undo: bool = False, dry_run: bool = False
+    conn: Connection, order_ids: Sequence[int], undo: bool = False, dry_run: bool = False
 ) -> list[ArchiveResult]:
     """Hide orders from list and summary (or show them again with `undo`)."""
     ids = list(dict.fromkeys(order_ids))
     target = not undo
 
     def attempt() -> list[int]:
-        found = _locked_rows(ids, Order.is_archived, lock=not dry_run)
+        found = _locked_rows(conn, ids, Order.is_archived, lock=not dry_run)
         to_change = [i for i in ids if bool(found[i][0]) != target]
         if dry_run:
             return to_change
         now = utcnow()
-        for chunk in _id_chunks(to_change):
-            (
-                Order.update(is_archived=target, updated_at=now)
-                .where(Order.id.in_(chunk), Order.is_archived != target)
-                .execute()
+        for chunk in _id_chunks(conn, to_change):
+            conn.execute(
+                Order.update(is_archived=target, updated_at=now).where(
+                    Order.id.in_(chunk), Order.is_archived != target
+                )
             )
         return to_change
 
-    to_change = retrying(attempt, read_only=dry_run)
+    to_change = conn.retrying(attempt, read_only=dry_run)
     changed_ids = set(to_change)
     return [ArchiveResult(i, target, i in changed_ids) for i in ids]

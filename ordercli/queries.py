@@ -2,8 +2,8 @@
 
 `list_orders`, `summarize_customers`, `list_customers` and `revenue` are one SELECT
 each, whatever the data size: joins, counts and aggregates are computed by the database.
-Where engines want different query shapes, the shape is chosen here, from what the
-engine offers (`Backend.features`).
+Each takes the open `Connection` first. Where engines want different query shapes, the
+shape is chosen here, from what the engine offers (`conn.has(Feature...)`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import peewee
 from peewee import JOIN, SQL, Case, NodeList, fn
 
 from ordercli.backends import Feature
-from ordercli.db import backend, database
+from ordercli.db import Connection
 from ordercli.domain import Period
 from ordercli.errors import NotFound
 from ordercli.models import SPENT, Customer, Order, OrderEvent, OrderItem, Status
@@ -61,13 +61,13 @@ def escape_like(text: str) -> str:
     return text
 
 
-def email_contains(needle: str) -> peewee.Node:
+def email_contains(conn: Connection, needle: str) -> peewee.Node:
     """Case-insensitive substring match on the customer's email, wildcards literal.
 
     LOWER() on both sides instead of ILIKE or the column's collation, so it means the
     same on every backend (ASCII folding at least; SQLite's LOWER is ASCII-only)."""
     like = text_contains(Customer.email, needle)
-    candidates = _email_candidates(needle) if Feature.EMAIL_TRIGRAMS in backend().features else None
+    candidates = _email_candidates(needle) if conn.has(Feature.EMAIL_TRIGRAMS) else None
     return like if candidates is None else (Customer.id.in_(candidates) & like)
 
 
@@ -138,6 +138,7 @@ def _orders_query(join_type: str = JOIN.INNER, order_id: int | None = None) -> p
 
 
 def list_orders(
+    conn: Connection,
     statuses: Sequence[Status] = (),
     email: str | None = None,
     customer_id: int | None = None,
@@ -147,12 +148,13 @@ def list_orders(
     include_archived: bool = False,
 ) -> Iterator[OrderRow]:
     """Orders newest first, filtered; `limit=0` streams them all."""
-    query = list_query(statuses, email, customer_id, since, until, limit, include_archived)
-    for row in backend().iterate(database.obj, query, stream=not limit):
+    query = list_query(conn, statuses, email, customer_id, since, until, limit, include_archived)
+    for row in conn.iterate(query, stream=not limit):
         yield _order_row(row)
 
 
 def list_query(
+    conn: Connection,
     statuses: Sequence[Status] = (),
     email: str | None = None,
     customer_id: int | None = None,
@@ -167,13 +169,13 @@ def list_query(
     # join look cheap) and sorts every order to find the newest 50: 1.1 s at 200k orders,
     # linear. STRAIGHT_JOIN keeps orders first: a backward walk of the primary key.
     join_type = JOIN.INNER
-    if not email and Feature.STRAIGHT_JOIN in backend().features:
+    if not email and conn.has(Feature.STRAIGHT_JOIN):
         join_type = "STRAIGHT_JOIN"
     query = _orders_query(join_type).order_by(Order.id.desc())
     if statuses:
         query = query.where(Order.status.in_([s.value for s in statuses]))
     if email:
-        query = query.where(email_contains(email))
+        query = query.where(email_contains(conn, email))
     if customer_id is not None:
         query = query.where(Order.customer == customer_id)
     for condition in _window(Order.created_at, since, until):
@@ -186,12 +188,13 @@ def list_query(
 
 
 def summarize_customers(
+    conn: Connection,
     limit: int = 50,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
 ) -> list[SummaryRow]:
     """Top active customers by money spent, in one SELECT with one GROUP BY."""
-    rows = backend().iterate(database.obj, summary_query(limit, since, until), stream=False)
+    rows = conn.iterate(summary_query(conn, limit, since, until))
     return [
         SummaryRow(
             customer_id,
@@ -207,12 +210,13 @@ def summarize_customers(
 
 
 def summary_query(
+    conn: Connection,
     limit: int = 50,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
 ) -> peewee.Select:
     """The one SELECT with one GROUP BY behind `summary`."""
-    if Feature.SHARDED_ORDERS in backend().features:
+    if conn.has(Feature.SHARDED_ORDERS):
         return _summary_query_grouping_orders(limit, since, until)
     is_spent = Order.status.in_([s.value for s in SPENT])
     joined = [
@@ -289,7 +293,7 @@ def _summary_query_grouping_orders(
     return query
 
 
-def show_order(order_id: int) -> dict[str, Any]:
+def show_order(conn: Connection, order_id: int) -> dict[str, Any]:
     """One order with its customer, items and status history (three SELECTs)."""
     row = (
         _orders_query(order_id=order_id)
@@ -300,7 +304,7 @@ def show_order(order_id: int) -> dict[str, Any]:
             Customer.created_at.alias("customer_created_at"),
         )
         .where(Order.id == order_id)
-        .first()
+        .first(conn.database)
     )
     if row is None:
         raise NotFound(f"no order with id {order_id}")
@@ -340,11 +344,11 @@ def show_order(order_id: int) -> dict[str, Any]:
             "unit_price_cents": price,
             "line_total_cents": quantity * price,
         }
-        for sku, quantity, price in cast(Iterable[tuple[str, int, int]], items)
+        for sku, quantity, price in cast(Iterable[tuple[str, int, int]], conn.execute(items))
     ]
     order["events"] = [
         {**event, "created_at": as_utc(event["created_at"])}
-        for event in cast(Iterable[dict[str, Any]], events)
+        for event in cast(Iterable[dict[str, Any]], conn.execute(events))
     ]
     return order
 
@@ -375,6 +379,7 @@ def text_contains(column: peewee.Node, needle: str) -> peewee.Node:
 
 
 def customers_query(
+    conn: Connection,
     email: str | None = None,
     name: str | None = None,
     include_inactive: bool = False,
@@ -389,7 +394,7 @@ def customers_query(
     if not include_inactive:
         chosen = chosen.where(Customer.is_active == True)  # noqa: E712
     if email:
-        chosen = chosen.where(email_contains(email))
+        chosen = chosen.where(email_contains(conn, email))
     if name:
         chosen = chosen.where(text_contains(Customer.name, name))
     chosen = chosen.order_by(Customer.id.desc())
@@ -421,14 +426,15 @@ def customers_query(
 
 
 def list_customers(
+    conn: Connection,
     email: str | None = None,
     name: str | None = None,
     include_inactive: bool = False,
     limit: int = 50,
 ) -> Iterator[CustomerRow]:
     """Customers newest first with their orders, spent and last order; `limit=0` streams."""
-    query = customers_query(email, name, include_inactive, limit)
-    for row in backend().iterate(database.obj, query, stream=not limit):
+    query = customers_query(conn, email, name, include_inactive, limit)
+    for row in conn.iterate(query, stream=not limit):
         customer_id, name_, email_, is_active, created_at, orders, spent, last_order_at = row
         yield CustomerRow(
             customer_id,
@@ -458,12 +464,13 @@ REVENUE_FIELDS = RevenueRow._fields
 
 
 def revenue_query(
+    conn: Connection,
     period: Period,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
 ) -> peewee.Select:
     """The one SELECT with one GROUP BY behind `revenue`: the engine truncates the dates."""
-    start = peewee.Alias(backend().period_start(period.value, Order.created_at), "period_start")
+    start = peewee.Alias(conn.backend.period_start(period.value, Order.created_at), "period_start")
     query = Order.select(
         start,
         fn.COUNT(Order.id).alias("orders"),
@@ -510,6 +517,7 @@ def _as_date(value: Any) -> datetime.date:
 
 
 def revenue(
+    conn: Connection,
     period: Period,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
@@ -519,10 +527,10 @@ def revenue(
     where nothing was sold). The range runs from the period of `since` (else the first
     period with a counted order) to the period of the last instant before `until` (else
     the current period, or a later one holding an order)."""
-    query = revenue_query(period, since, until)
+    query = revenue_query(conn, period, since, until)
     found = {
         _as_date(start): RevenueRow(_as_date(start), int(orders), int(cents), int(customers))
-        for start, orders, cents, customers in backend().iterate(database.obj, query, False)
+        for start, orders, cents, customers in conn.iterate(query)
     }
     if since is not None:
         first = period_of(since, period)

@@ -21,7 +21,7 @@ import peewee
 from peewee import chunked
 
 from ordercli.bulk import BulkInsert
-from ordercli.db import backend, database, retrying
+from ordercli.db import Connection
 from ordercli.models import Customer, Order, OrderItem, Status
 from ordercli.timeutil import utcnow
 
@@ -108,7 +108,9 @@ def _generate_orders(
         yield (customer_id, status, total, created_at, created_at), items
 
 
-def _insert_customers(rng: random.Random, count: int, created_at: datetime.datetime) -> list[int]:
+def _insert_customers(
+    conn: Connection, rng: random.Random, count: int, created_at: datetime.datetime
+) -> list[int]:
     """Insert `count` customers; emails that already exist are drawn again, never fatal."""
     run_tag = f"{rng.getrandbits(32):08x}"
     # Drawn lazily, batch by batch (a list of 1.25M rows for a 10M-order seed held
@@ -122,7 +124,11 @@ def _insert_customers(rng: random.Random, count: int, created_at: datetime.datet
         for n in range(count)
     )
     insert = BulkInsert(
-        Customer, CUSTOMER_FIELDS, returning=[Customer.id, Customer.email], ignore_conflicts=True
+        conn,
+        Customer,
+        CUSTOMER_FIELDS,
+        returning=[Customer.id, Customer.email],
+        ignore_conflicts=True,
     )
     ids: list[int] = []
     for _attempt in range(EMAIL_RETRIES):
@@ -130,7 +136,7 @@ def _insert_customers(rng: random.Random, count: int, created_at: datetime.datet
         for batch in chunked(pending, insert.rows_per_statement):
             got = {
                 email: customer_id
-                for customer_id, email in retrying(functools.partial(insert.execute, batch))
+                for customer_id, email in conn.retrying(functools.partial(insert.execute, batch))
             }
             ids.extend(got.values())
             rejected.extend(row for row in batch if row[1] not in got)
@@ -165,20 +171,21 @@ def _write_batch(
     return len(items)
 
 
-def orders_per_transaction() -> int:
+def orders_per_transaction(conn: Connection) -> int:
     """One full-width orders statement per transaction (4,096 on SQLite, 8,192 on
     PostgreSQL): the widest power of two the bind-parameter limit allows.
 
     Measured at 100k orders on SQLite: 177k rows/s with 1,024 orders per transaction,
     224k with 4,096, 245k with 16,384 — fewer commits mean fewer WAL checkpoints."""
-    return _insert_orders().rows_per_statement
+    return _insert_orders(conn).rows_per_statement
 
 
-def _insert_orders() -> BulkInsert:
-    return BulkInsert(Order, ORDER_FIELDS, returning=[Order.id])
+def _insert_orders(conn: Connection) -> BulkInsert:
+    return BulkInsert(conn, Order, ORDER_FIELDS, returning=[Order.id])
 
 
 def seed(
+    conn: Connection,
     count: int,
     customers: int | None = None,
     seed_value: int | None = None,
@@ -186,29 +193,29 @@ def seed(
 ) -> SeedResult:
     """Add `count` orders for `customers` new customers (default ceil(count / 8))."""
     started = time.perf_counter()
-    backend().check_returning(database.obj)
+    conn.check_returning()
     rng = random.Random(seed_value)
     customer_count = customers or math.ceil(count / 8)
     now = utcnow()
     # Customers exist before the oldest order they may have placed.
-    customer_ids = _insert_customers(rng, customer_count, now - SEED_WINDOW)
+    customer_ids = _insert_customers(conn, rng, customer_count, now - SEED_WINDOW)
     customer_ids.sort()
 
-    insert_orders = _insert_orders()
-    insert_items = BulkInsert(OrderItem, ITEM_FIELDS)
+    insert_orders = _insert_orders(conn)
+    insert_items = BulkInsert(conn, OrderItem, ITEM_FIELDS)
     orders_done = items_done = 0
     batches = chunked(
         _generate_orders(rng, customer_ids, count, now), insert_orders.rows_per_statement
     )
     for batch in batches:
-        items_written = retrying(
+        items_written = conn.retrying(
             functools.partial(_write_batch, batch, insert_orders, insert_items)
         )
         orders_done += len(batch)
         items_done += items_written
         if progress is not None:
             progress(orders_done)
-    backend().after_bulk_load(database.obj)
+    conn.after_bulk_load()
     return SeedResult(
         customers=len(customer_ids),
         orders=orders_done,

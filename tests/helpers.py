@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ordercli.db import connect, database
+from ordercli.db import Connection, connect, database
 from ordercli.models import Customer, Order, OrderItem
 from ordercli.timeutil import utcnow
 from ordercli.urls import DatabaseUrl
@@ -76,10 +76,10 @@ def pg_connect(url: str, **kwargs: Any) -> Any:
 
 
 @contextlib.contextmanager
-def opened(url: str) -> Iterator[None]:
+def opened(url: str) -> Iterator[Connection]:
     """Open the database in-process to arrange or inspect rows through the models."""
-    with connect(url):
-        yield
+    with connect(url) as conn:
+        yield conn
 
 
 def add_customer(email: str, name: str = "Test Customer", is_active: bool = True) -> int:

@@ -100,7 +100,7 @@ def test_commands_import_only_the_driver_of_their_engine(seeded, request):
 def test_an_unexpected_exception_is_one_error_line(cli, db_url, monkeypatch):
     import ordercli.queries
 
-    def broken(**kwargs: Any) -> Any:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom [red]not markup[/red]\nsecond line")
 
     monkeypatch.setattr(ordercli.queries, "summarize_customers", broken)

@@ -148,16 +148,14 @@ def test_list_and_summary_run_on_the_workers(url, cli):
     from ordercli import queries
 
     for name, build in (
-        ("list", lambda: queries.list_query(limit=50)),
-        ("list --customer", lambda: queries.list_query(customer_id=3)),
-        ("summary", lambda: queries.summary_query(limit=50)),
+        ("list", lambda conn: queries.list_query(conn, limit=50)),
+        ("list --customer", lambda conn: queries.list_query(conn, customer_id=3)),
+        ("summary", lambda conn: queries.summary_query(conn, limit=50)),
     ):
-        with opened(url):
-            from ordercli.db import database
-
-            sql, params = database.get_sql_context().sql(build()).query()
+        with opened(url) as conn:
+            sql, params = conn.sql(build(conn))
             plan = "\n".join(
-                row[0] for row in database.execute_sql("EXPLAIN " + sql, params).fetchall()
+                row[0] for row in conn.database.execute_sql("EXPLAIN " + sql, params).fetchall()
             )
         assert "Custom Scan (Citus Adaptive)" in plan, (name, plan)
         assert "port=9701" in plan or "port=9702" in plan, (name, plan)

@@ -128,8 +128,8 @@ def _assert_usable_by_subprocess(url: str) -> None:
 
 
 def _batch_size(url: str) -> int:
-    with opened(url):
-        return orders_per_transaction()
+    with opened(url) as conn:
+        return orders_per_transaction(conn)
 
 
 # --- 1. seed killed mid-write ------------------------------------------------------------

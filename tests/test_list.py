@@ -199,18 +199,18 @@ def test_list_counts_with_the_peewee_logger(db_url):
 
     from ordercli.queries import list_orders
 
-    with opened(db_url):
+    with opened(db_url) as conn:
         _bulk_orders(50)
         with count_queries() as counter:
-            rows = list(list_orders(limit=0))
+            rows = list(list_orders(conn, limit=0))
         assert len(rows) == 50
         assert counter.count == 1
         assert Customer.select().count() == 1
 
 
 def _mysql_first_table_of_plan(url: str, email: str | None) -> str:
-    with opened(url):
-        sql, params = list_query(email=email).sql()
+    with opened(url) as conn:
+        sql, params = list_query(conn, email=email).sql()
         return str(database.execute_sql(f"EXPLAIN {sql}", params).fetchone()[2])
 
 

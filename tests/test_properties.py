@@ -23,7 +23,7 @@ from helpers import add_customer, add_order, describe, opened
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from ordercli.db import backend, database
+from ordercli.db import database
 
 UTC = datetime.UTC
 STATUSES = ("draft", "paid", "shipped", "cancelled")
@@ -109,8 +109,8 @@ def shops(draw: Any) -> Shop:
 def _arrange(url: str, shop: Shop) -> None:
     """Empty the tables (the database outlives the example) and write the shop, in one
     transaction (one commit to flush instead of one per row)."""
-    with opened(url), database.atomic():
-        if backend().name == "citus":
+    with opened(url) as conn, database.atomic():
+        if conn.backend.name == "citus":
             # Citus refuses DML on a reference table (customer) after a many-connection
             # DML on a table that references it, in one transaction.
             database.execute_sql("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")

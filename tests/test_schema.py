@@ -9,7 +9,7 @@ import peewee
 import pytest
 from helpers import add_customer, add_order, describe, opened, scalar
 
-from ordercli.db import backend, database
+from ordercli.db import database
 from ordercli.migrations import LATEST_VERSION, MIGRATIONS
 from ordercli.timeutil import as_utc
 
@@ -121,8 +121,8 @@ def test_database_refuses_rows_that_break_the_rules(db_url, statement):
 
 
 def test_sqlite_connections_enforce_foreign_keys(sqlite_url):
-    with opened(sqlite_url):
-        assert backend().name == "sqlite"
+    with opened(sqlite_url) as conn:
+        assert conn.backend.name == "sqlite"
         assert scalar("PRAGMA foreign_keys") == 1
         assert scalar("PRAGMA journal_mode") == "wal"
 

@@ -10,7 +10,7 @@ import re
 from helpers import describe, invariant_violations, opened, scalar
 from peewee import fn
 
-from ordercli.db import backend, database
+from ordercli.db import Connection, database
 from ordercli.models import Customer, Order, OrderEvent, OrderItem
 from ordercli.seeding import MAX_ITEMS_PER_ORDER, UNIT_PRICES_CENTS, orders_per_transaction
 from ordercli.timeutil import as_utc, utcnow
@@ -85,10 +85,10 @@ def _rows_without_timestamps() -> dict[str, list[tuple[object, ...]]]:
     }
 
 
-def empty_the_tables() -> None:
+def empty_the_tables(conn: Connection) -> None:
     """Back to an empty database, id counters included."""
     tables = ["order_item", "order_event", "orders", "customer"]
-    if backend().name in ("postgresql", "citus"):
+    if conn.backend.name in ("postgresql", "citus"):
         database.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
     else:  # MySQL: TRUNCATE refuses tables with foreign keys pointing at them
         for table in tables:
@@ -107,8 +107,8 @@ def test_same_seed_on_empty_databases_gives_identical_rows(db_url, sqlite_url, c
         second_url = other
     else:
         second_url = db_url
-        with opened(db_url):
-            empty_the_tables()
+        with opened(db_url) as conn:
+            empty_the_tables(conn)
     second = cli(second_url, "seed", "--count", "300", "--seed", "42")
     assert second.exit_code == 0, describe(second)
     with opened(second_url):
@@ -127,9 +127,9 @@ def test_rerunning_the_same_seed_adds_more_without_email_clashes(db_url, cli):
 
 
 def test_seed_inserts_in_batches_sized_by_the_bind_limit(db_url, cli):
-    with opened(db_url):
-        per_batch = orders_per_transaction()
-        budget = backend().max_bind_params(database.obj)
+    with opened(db_url) as conn:
+        per_batch = orders_per_transaction(conn)
+        budget = conn.max_bind_params()
     assert per_batch * 5 <= budget < per_batch * 2 * 5, "widest power of two that fits"
     count = per_batch * 2 + 7
     result = cli(db_url, "seed", "--count", str(count), "--format", "json", echo=True)
@@ -149,8 +149,8 @@ def test_seed_inserts_in_batches_sized_by_the_bind_limit(db_url, cli):
 def test_bulk_insert_statements_are_exactly_what_insert_many_writes(db_url):
     from ordercli.bulk import BulkInsert
 
-    with opened(db_url):
-        insert = BulkInsert(Order, [Order.customer, Order.status], returning=[Order.id])
+    with opened(db_url) as conn:
+        insert = BulkInsert(conn, Order, [Order.customer, Order.status], returning=[Order.id])
         for rows in (1, 2, 3, 7, 64):
             query = Order.insert_many(
                 [(None, None)] * rows, fields=[Order.customer, Order.status]
@@ -162,10 +162,10 @@ def test_bulk_insert_statements_are_exactly_what_insert_many_writes(db_url):
 def test_bulk_insert_splits_rows_into_power_of_two_statements(db_url):
     from ordercli.bulk import BulkInsert
 
-    with opened(db_url):
-        insert = BulkInsert(OrderItem, [OrderItem.order, OrderItem.sku])
+    with opened(db_url) as conn:
+        insert = BulkInsert(conn, OrderItem, [OrderItem.order, OrderItem.sku])
         width = insert.rows_per_statement
-        assert width & (width - 1) == 0 and width * 2 <= backend().max_bind_params(database.obj)
+        assert width & (width - 1) == 0 and width * 2 <= conn.max_bind_params()
         sizes = list(insert.statement_sizes(width * 2 + 13))
         assert sizes == [width, width, 8, 4, 1]
         assert list(insert.statement_sizes(0)) == []
