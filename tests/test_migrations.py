@@ -437,7 +437,9 @@ def test_mysql_ctrl_c_exits_130(mysql_url, cli):
     for delay in (0.05, 0.2, 0.5, 0.9, 1.4):
         before = _customers(mysql_url)
         with children() as started:
-            child = Child.ordercli(mysql_url, "seed", "--count", "300000")
+            child = Child.ordercli(
+                mysql_url, "seed", "--count", "300000", preexec_fn=_ctrl_c_as_on_a_terminal
+            )
             started.append(child)
             wait_until(
                 lambda b=before: _customers(mysql_url) > b, "the seed to commit", watch=child
@@ -449,6 +451,13 @@ def test_mysql_ctrl_c_exits_130(mysql_url, cli):
         assert "(0, '')" not in result.stderr, result.describe()
         codes.append(result.returncode)
     assert set(codes) == {130}, codes
+
+
+def _ctrl_c_as_on_a_terminal() -> None:
+    """SIGINT's default action, as a terminal's foreground process has it: a suite started
+    in the background (`cmd &` in a script, as a CI runner may) hands its children SIGINT
+    ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _customers(url: str) -> int:
