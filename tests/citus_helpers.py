@@ -4,17 +4,17 @@ where an order's shard lives, per-node queries, and the 2PC window held open."""
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from faults import wait_until
 from helpers import add_customer, add_order, opened, pg_connect
 
 from ordercli.models import Order, OrderEvent
+
+# The application name the 2PC tests give their `cancel`, to find its coordinator session.
+TWO_PC_APP = "ordercli-2pc-test"
 
 
 def query(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -79,7 +79,7 @@ def commits_held(url: str, port: int) -> Iterator[None]:
         conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{nowhere}'")
         conn.execute("SELECT pg_reload_conf()")
     try:
-        wait_for(  # the postmaster reloads asynchronously; new sessions must see it
+        wait_until(  # the postmaster reloads asynchronously; new sessions must see it
             lambda: node_query(url, port, "SHOW synchronous_standby_names") == [(nowhere,)],
             "the node to load synchronous_standby_names",
         )
@@ -98,14 +98,6 @@ def node_query(url: str, port: int, sql: str, params: Any = None) -> list[tuple[
     return query(node, sql, params)
 
 
-def wait_for(condition: Callable[[], object], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def sessions_waiting(url: str, port: int, event: str) -> list[int]:
     """Pids of the test database's sessions on a node waiting on `event`: a wait event
     (SyncRep) or a wait event type (Lock)."""
@@ -117,16 +109,6 @@ def sessions_waiting(url: str, port: int, event: str) -> list[int]:
         (event,),
     )
     return [int(pid) for (pid,) in rows]
-
-
-def cancel_process(url: str, ids: list[int]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ordercli", "--db", url, "cancel", *map(str, ids)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PGAPPNAME": "ordercli-2pc-test"},
-    )
 
 
 def statuses_and_events(url: str, ids: list[int]) -> tuple[set[str], int]:

@@ -312,12 +312,10 @@ def _drop_citus(base: str, name: str) -> None:
     import psycopg
 
     with psycopg.connect(base, autocommit=True, connect_timeout=10) as admin:
-        user = admin.info.user
-        for host, port in _citus_nodes(admin):
-            with psycopg.connect(
-                host=host, port=port, dbname="postgres", user=user, autocommit=True
-            ) as node:
-                node.execute(
+        _, *workers = _node_admins(admin)
+        for node in workers:
+            with psycopg.connect(**node) as conn:
+                conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
                     (name,),
                 )
@@ -333,11 +331,9 @@ def _drop_citus(base: str, name: str) -> None:
                 time.sleep(0.5)
         # A copy of the template (_copy_citus_database) is not a database Citus created,
         # so the DROP above did not reach the workers: drop it there too.
-        for host, port in _citus_nodes(admin):
-            with psycopg.connect(
-                host=host, port=port, dbname="postgres", user=user, autocommit=True
-            ) as node:
-                node.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for node in workers:
+            with psycopg.connect(**node) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _node_admins(admin: Any) -> list[dict[str, Any]]:

@@ -40,31 +40,23 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _imported(*args: str) -> set[str]:
+def _succeeded(argv: list[str]) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=120,
-        check=False,
+        argv, capture_output=True, text=True, env=_env(), timeout=120, check=False
     )
     assert done.returncode == 0, describe(done)
+    return done
+
+
+def _imported(*args: str) -> set[str]:
+    done = _succeeded([sys.executable, "-c", PROBE, *args])
     line = next(x for x in done.stderr.splitlines() if x.startswith("MODULES "))
     return set(line.split()[1:])
 
 
 @pytest.fixture
 def seeded(db_url: str) -> str:
-    done = subprocess.run(
-        [*COMMAND, "--db", db_url, "seed", "--count", "20", "--seed", "3"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, describe(done)
+    _succeeded([*COMMAND, "--db", db_url, "seed", "--count", "20", "--seed", "3"])
     return db_url
 
 

@@ -22,17 +22,18 @@ from urllib.parse import urlsplit
 
 import pytest
 from citus_helpers import (
-    cancel_process,
+    TWO_PC_APP,
     commits_held,
+    node_admin,
     orders_on_each_worker,
     prepared_on,
     query,
     rows_per_worker,
     sessions_waiting,
     statuses_and_events,
-    wait_for,
     workers,
 )
+from faults import Child, assert_one_error_line, children, wait_until
 from helpers import add_customer, add_order, describe, opened, pg_connect, run_script
 
 from ordercli.migrations import LATEST_VERSION
@@ -47,9 +48,8 @@ def url(citus_url: str) -> str:
 @contextlib.contextmanager
 def worker_down(url: str, port: int) -> Iterator[None]:
     """The worker on `port` refuses the test database's connections until the block ends."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = f"postgresql://{parts.username}@{parts.hostname}:{port}/postgres"
+    name = urlsplit(url).path.lstrip("/")
+    admin = node_admin(url, port)
     with pg_connect(admin, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         conn.execute(
@@ -281,19 +281,18 @@ def test_a_worker_lost_during_a_multi_worker_cancel_leaves_all_or_nothing(url, c
     # after it locked (and wrote to) the other worker.
     blocker = pg_connect(url)
     blocker.execute("SELECT 1 FROM orders WHERE id = %s FOR UPDATE", (paid[down][-1],))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ordercli", "--db", url, "cancel", *map(str, ids)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
-        wait_for(lambda: sessions_waiting(url, down, "Lock"), "the cancel to wait for the row")
-        with worker_down(url, down):
-            blocker.rollback()
-            _, stderr = proc.communicate(timeout=120)
-            assert proc.returncode == 1, stderr
-            assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+        with children() as started:
+            child = Child.ordercli(url, "cancel", *map(str, ids))
+            started.append(child)
+            wait_until(
+                lambda: sessions_waiting(url, down, "Lock"),
+                "the cancel to wait for the row",
+                watch=child,
+            )
+            with worker_down(url, down):
+                blocker.rollback()
+                assert_one_error_line(child.wait())
     finally:
         blocker.close()
     with opened(url):
@@ -344,15 +343,15 @@ def test_coordinator_session_terminated_while_its_commit_waits_finishes_everythi
     ids = [i for port in sorted(paid) for i in paid[port]]
     coordinator = urlsplit(url).port
     assert coordinator is not None
-    with commits_held(url, coordinator):
-        proc = cancel_process(url, ids)
-        wait_for(lambda: sessions_waiting(url, coordinator, "SyncRep"), "the commit to wait")
-        (pid,) = sessions_waiting(url, coordinator, "SyncRep")
+    with commits_held(url, coordinator), children() as started:
+        child = Child.ordercli(url, "cancel", *map(str, ids))
+        started.append(child)
+        (pid,) = wait_until(
+            lambda: sessions_waiting(url, coordinator, "SyncRep"), "the commit to wait", watch=child
+        )
         assert all(prepared_on(url, port) == 1 for port in paid)  # both halves prepared
         query(url, "SELECT pg_terminate_backend(%s::int)", (pid,))
-        _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 1, stderr
-    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+        assert_one_error_line(child.wait())
     query(url, "SELECT recover_prepared_transactions()")
     assert statuses_and_events(url, ids) == ({"cancelled"}, len(ids))
     assert all(prepared_on(url, port) == 0 for port in paid)
@@ -365,19 +364,21 @@ def test_coordinator_lost_while_a_worker_prepares_changes_nothing(url, cli):
     paid = orders_on_each_worker(url, "paid", 2)
     ids = [i for port in sorted(paid) for i in paid[port]]
     held = max(paid)
-    with commits_held(url, held):
-        proc = cancel_process(url, ids)
-        wait_for(lambda: sessions_waiting(url, held, "SyncRep"), "the PREPARE to wait")
+    with commits_held(url, held), children() as started:
+        child = Child.ordercli(url, "cancel", *map(str, ids), env={"PGAPPNAME": TWO_PC_APP})
+        started.append(child)
+        wait_until(
+            lambda: sessions_waiting(url, held, "SyncRep"), "the PREPARE to wait", watch=child
+        )
         (other,) = set(paid) - {held}
-        wait_for(lambda: prepared_on(url, other) == 1, "the other worker to prepare")
+        wait_until(lambda: prepared_on(url, other) == 1, "the other worker to prepare", watch=child)
         query(
             url,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND application_name = 'ordercli-2pc-test'",
+            "WHERE datname = current_database() AND application_name = %s",
+            (TWO_PC_APP,),
         )
-        _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 1, stderr
-    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+        assert_one_error_line(child.wait())
     query(url, "SELECT recover_prepared_transactions()")
     assert statuses_and_events(url, ids) == ({"paid"}, 0)
     assert all(prepared_on(url, port) == 0 for port in paid)
