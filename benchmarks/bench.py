@@ -55,7 +55,6 @@ from common import (
     _started,
     add_rows,
     build_dataset,
-    compile_sql,
     csv_list,
     dataset_db,
     generate_seed_rows,
@@ -240,7 +239,11 @@ def bench_summary(datasets: Sequence[Dataset], reps: int) -> Table:
 def summary_rows(ds: Dataset, reps: int) -> list[list[str]]:
     with connect(ds.url) as conn:
         result = compare_read(
-            ds, lambda: summarize_customers(conn, limit=50), summary_query(conn, limit=50), reps
+            conn,
+            ds,
+            lambda: summarize_customers(conn, limit=50),
+            summary_query(conn, limit=50),
+            reps,
         )
     ours = [(value(row, "customer_id"), value(row, "spent_cents")) for row in result.ours_rows]
     same = ours == [(row[0], int(row[5])) for row in result.raw_rows]
@@ -269,12 +272,11 @@ class ReadComparison:
 
 
 def compare_read(
-    ds: Dataset, ours: Callable[[], list[Any]], query: peewee.Query, reps: int
+    handle: Connection, ds: Dataset, ours: Callable[[], list[Any]], query: peewee.Query, reps: int
 ) -> ReadComparison:
-    """ordercli's `ours()` against `query`'s SQL run through the raw driver (fetchall).
-
-    Call it with the dataset open (`with connect(ds.url)`); the SQL is compiled there."""
-    sql, params = compile_sql(query)
+    """ordercli's `ours()` against `query`'s SQL, as compiled on `handle` (the dataset
+    opened by ordercli), run through the raw driver (fetchall)."""
+    sql, params = handle.sql(query)
     conn = ds.target.raw(ds.url)
 
     def raw() -> list[Any]:
@@ -338,6 +340,7 @@ def list_rows(ds: Dataset, reps: int) -> list[list[str]]:
 
 def list_row(conn: Connection, ds: Dataset, kind: str, needle: str, reps: int) -> list[str]:
     result = compare_read(
+        conn,
         ds,
         lambda: list(list_orders(conn, statuses=[Status.PAID], email=needle, limit=50)),
         list_query(conn, statuses=[Status.PAID], email=needle, limit=50),
@@ -487,7 +490,7 @@ def bench_export(datasets: Sequence[Dataset], reps: int, workdir: Path) -> Table
 
 def export_rows(ds: Dataset, reps: int, workdir: Path) -> list[list[str]]:
     with connect(ds.url) as conn:
-        sql, params = compile_sql(list_query(conn, limit=0))
+        sql, params = conn.sql(list_query(conn, limit=0))
     spec = workdir / f"export-{ds.target.name}.json"
     spec.write_text(
         json.dumps(

@@ -738,12 +738,6 @@ def open_targets(
     return targets, notes
 
 
-def compile_sql(query: peewee.Query) -> tuple[str, list[Any]]:
-    """The SQL and parameters Peewee sends for `query` on the open database."""
-    sql, params = database.obj.get_sql_context().sql(query).query()
-    return sql, list(params)
-
-
 # --------------------------------------------------------------------------- seed rows
 
 

@@ -370,7 +370,7 @@ def reads(handle: Connection, target: Target, url: str, reps: int, needle: str) 
             )
         )
     for operation, ours, query in cases:
-        sql, params = database.obj.get_sql_context().sql(query).query()
+        sql, params = handle.sql(query)
 
         def raw(sql: str = sql, params: Sequence[Any] = params) -> None:
             target.query(conn, sql, params)
