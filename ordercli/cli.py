@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import unquote, urlsplit
 
 import typer
 from typer.core import TyperGroup
@@ -33,6 +32,7 @@ from ordercli.render import (
     stderr_console,
 )
 from ordercli.timeutil import parse_utc
+from ordercli.urls import password_spellings, redact
 
 if TYPE_CHECKING:
     from ordercli.db import Connection  # not at run time: Peewee only when a command runs
@@ -126,8 +126,7 @@ def _last_resort(ctx: Any, exc: BaseException) -> None:
 
 def _error(message: str, secrets: tuple[str, ...] = ()) -> None:
     """One `Error:` line on stderr, plain (never Rich markup), password removed."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        message = message.replace(secret, "***")
+    message = redact(message, secrets)
     try:
         sys.stdout.flush()  # what was printed before the error comes first
     except (AttributeError, OSError, ValueError):
@@ -303,17 +302,8 @@ def main_options(
     Example: ordercli --db postgresql://user@host/shop list --status paid --email alice
     """
     url = DEFAULT_URL if db is None else db
-    ctx.obj = Settings(url=url, echo_sql=echo_sql, secrets=_url_secrets(url))
+    ctx.obj = Settings(url=url, echo_sql=echo_sql, secrets=password_spellings(url))
     ctx.call_on_close(hide_unused_drivers(url))
-
-
-def _url_secrets(url: str) -> tuple[str, ...]:
-    """The password as written and decoded, to keep it out of last-resort messages."""
-    try:
-        password = urlsplit(url).password or ""
-    except ValueError:
-        password = url.partition("@")[0].rpartition(":")[2] if "@" in url else ""
-    return tuple(s for s in {password, unquote(password)} if s)
 
 
 @app.command()

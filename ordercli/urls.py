@@ -48,7 +48,7 @@ class DatabaseUrl:
             known = ", ".join(f"{name}://" for name in EXAMPLES)
             shown = f"{scheme}://" if scheme else "(none)"
             raise ConfigError(f"unsupported database URL scheme {shown}; use one of {known}")
-        secrets = tuple(s for s in {parts.password or "", unquote(parts.password or "")} if s)
+        secrets = _spellings(parts.password or "")
         params: dict[str, Any] = {}
         if parts.username:
             params["user"] = unquote(parts.username)
@@ -92,6 +92,20 @@ def _query_value(value: str) -> Any:
     if value.isdigit():
         return int(value)
     return value
+
+
+def password_spellings(url: str) -> tuple[str, ...]:
+    """The password in `url`, as written and decoded, for `redact`: read even from a URL
+    that does not parse, since the message about it may quote the password."""
+    try:
+        password = urlsplit(url).password or ""
+    except ValueError:
+        password = url.partition("@")[0].rpartition(":")[2] if "@" in url else ""
+    return _spellings(password)
+
+
+def _spellings(password: str) -> tuple[str, ...]:
+    return tuple(s for s in {password, unquote(password)} if s)
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
