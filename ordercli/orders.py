@@ -72,9 +72,14 @@ def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+def _ids_per_statement(conn: Connection) -> int:
+    """How many ids one `id IN (...)` statement may carry, leaving room for its other
+    parameters."""
+    return conn.max_bind_params() - 16
+
+
 def _id_chunks(conn: Connection, ids: Sequence[int]) -> Iterable[Sequence[int]]:
-    # Leave room for the statement's other parameters.
-    return _batches(ids, conn.max_bind_params() - 16)
+    return _batches(ids, _ids_per_statement(conn))
 
 
 def _locked_rows(
@@ -84,8 +89,7 @@ def _locked_rows(
     shard by shard), the same for every caller so concurrent ones cannot deadlock; without
     `lock` (a dry run, in a read-only transaction) just read them."""
     found: dict[int, tuple[Any, ...]] = {}
-    limit = conn.max_bind_params() - 16
-    for chunk in conn.lock_groups(ids, limit):
+    for chunk in conn.lock_groups(ids, _ids_per_statement(conn)):
         query = Order.select(Order.id, *fields).where(Order.id.in_(chunk)).order_by(Order.id)
         for row in conn.execute((conn.lock_rows(query) if lock else query).tuples()):
             found[row[0]] = row[1:]
