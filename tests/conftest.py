@@ -277,8 +277,7 @@ def _create_citus_database(admin: Any) -> str:
     coordinator = admin.info
     admin.execute("SET citus.enable_create_database_propagation TO on")
     admin.execute(f'CREATE DATABASE "{name}"')
-    admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-    admin.execute(f'ALTER DATABASE "{name}" SET citus.shard_count = 4')
+    _set_citus_test_settings(admin, name)
     nodes = [(coordinator.host, coordinator.port), *workers]
 
     def create_extension(node: tuple[str, int]) -> None:
@@ -315,25 +314,48 @@ def _drop_citus(base: str, name: str) -> None:
         _, *workers = _node_admins(admin)
         for node in workers:
             with psycopg.connect(**node) as conn:
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                    (name,),
-                )
+                _end_sessions(conn, name)
         admin.execute("SET citus.enable_create_database_propagation TO on")
-        for attempt in range(10):
-            try:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                break
-            except psycopg.errors.ObjectInUse:
-                # a worker's maintenance daemon reconnected to the coordinator meanwhile
-                if attempt == 9:
-                    raise
-                time.sleep(0.5)
+        # in use: a worker's maintenance daemon reconnected to the coordinator meanwhile
+        _while_in_use(
+            lambda: admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
+            attempts=10,
+            pause_s=0.5,
+        )
         # A copy of the template (_copy_citus_database) is not a database Citus created,
         # so the DROP above did not reach the workers: drop it there too.
         for node in workers:
             with psycopg.connect(**node) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _while_in_use(statement: Callable[[], object], attempts: int, pause_s: float) -> None:
+    """Run `statement` (a DROP or a CREATE … TEMPLATE) again while PostgreSQL refuses it
+    because a session is still in the database, up to `attempts` times."""
+    import psycopg
+
+    for attempt in range(1, attempts + 1):
+        try:
+            statement()
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == attempts:
+                raise
+            time.sleep(pause_s)
+
+
+def _end_sessions(conn: Any, name: str) -> None:
+    """Terminate every session in database `name` on the node `conn` is connected to."""
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+    )
+
+
+def _set_citus_test_settings(admin: Any, name: str) -> None:
+    """Per-database settings (not copied by CREATE DATABASE … TEMPLATE): commits that do
+    not wait for the disk, and 4 shards per table (see _create_citus_database)."""
+    admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    admin.execute(f'ALTER DATABASE "{name}" SET citus.shard_count = 4')
 
 
 def _node_admins(admin: Any) -> list[dict[str, Any]]:
@@ -357,10 +379,7 @@ def _make_citus_template(admin: Any) -> str:
     for node in _node_admins(admin):
         with psycopg.connect(**node) as conn:
             conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
+            _end_sessions(conn, name)
     return name
 
 
@@ -375,21 +394,17 @@ def _copy_citus_database(template: str, admin: Any) -> str:
 
     def copy(node: dict[str, Any]) -> None:
         with psycopg.connect(**node) as conn:
-            for attempt in range(50):
-                try:
-                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-                    return
-                except psycopg.errors.ObjectInUse:
-                    # a session that was still leaving the template
-                    if attempt == 49:
-                        raise
-                    time.sleep(0.1)
+            # in use: a session that was still leaving the template
+            _while_in_use(
+                lambda: conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'),
+                attempts=50,
+                pause_s=0.1,
+            )
 
     nodes = _node_admins(admin)
     with ThreadPoolExecutor(len(nodes)) as pool:
         list(pool.map(copy, nodes))
-    admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-    admin.execute(f'ALTER DATABASE "{name}" SET citus.shard_count = 4')
+    _set_citus_test_settings(admin, name)
     return name
 
 
