@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from faults import wait_until
+from faults import Child, children, wait_until
 from helpers import add_customer, add_order, opened, pg_connect
 
 from ordercli.models import Order, OrderEvent
@@ -89,6 +89,22 @@ def commits_held(url: str, port: int) -> Iterator[None]:
             conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
             conn.execute("SELECT pg_reload_conf()")
             conn.execute(f'ALTER DATABASE "{name}" RESET synchronous_commit')
+
+
+@contextlib.contextmanager
+def cancel_waiting_to_commit(url: str, ids: list[int]) -> Iterator[tuple[Child, int]]:
+    """A running `cancel` of `ids` whose commit waits on the coordinator (commits_held),
+    after the workers have prepared; yields the child and its coordinator backend's pid.
+    The window between 2PC's commit record and COMMIT PREPARED."""
+    coordinator = urlsplit(url).port
+    assert coordinator is not None
+    with commits_held(url, coordinator), children() as started:
+        child = Child.ordercli(url, "cancel", *map(str, ids))
+        started.append(child)
+        (pid,) = wait_until(
+            lambda: sessions_waiting(url, coordinator, "SyncRep"), "the commit to wait", watch=child
+        )
+        yield child, pid
 
 
 def node_query(url: str, port: int, sql: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -17,12 +17,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from citus_helpers import (
     TWO_PC_APP,
+    cancel_waiting_to_commit,
     commits_held,
     node_admin,
     orders_on_each_worker,
@@ -63,13 +63,6 @@ def worker_down(url: str, port: int) -> Iterator[None]:
         # Transactions prepared on the worker before it went away are finished now, not
         # when the maintenance daemon next looks (citus.recover_2pc_interval, 1 min).
         query(url, "SELECT recover_prepared_transactions()")
-
-
-def _one_error_line(result: Any) -> None:
-    assert result.returncode == 1, describe(result)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), describe(result)
-    assert "Traceback" not in result.stderr
 
 
 def test_migrate_distributes_the_order_tables_colocated_and_customer_as_reference(url, cli):
@@ -245,8 +238,7 @@ def test_a_worker_down_gives_one_error_line_for_every_command(url, cli):
             ["archive", str(paid[up][0]), str(paid[down][0])],
             ["seed", "--count", "20"],
         ):
-            result = run_script(["--db", url, *args])
-            _one_error_line(result)
+            assert_one_error_line(Child.ordercli(url, *args).wait())
     # nothing was written: the order on the live worker was not cancelled or archived
     with opened(url):
         order = Order.get_by_id(paid[up][0])
@@ -259,8 +251,7 @@ def test_migrate_with_a_worker_down(url):
     """A current schema needs nothing from the workers: migrate reports it. A database
     still to be migrated fails with one line, and the next migrate finishes the job."""
     with worker_down(url, workers(url)[-1]):
-        result = run_script(["--db", url, "migrate"])
-        _one_error_line(result)
+        assert_one_error_line(Child.ordercli(url, "migrate").wait())
     assert query(url, "SELECT to_regclass('orders')") == [(None,)]  # rolled back whole
     result = run_script(["--db", url, "migrate"])
     assert result.returncode == 0, describe(result)
@@ -341,14 +332,7 @@ def test_coordinator_session_terminated_while_its_commit_waits_finishes_everythi
     assert cli(url, "migrate").exit_code == 0
     paid = orders_on_each_worker(url, "paid", 2)
     ids = [i for port in sorted(paid) for i in paid[port]]
-    coordinator = urlsplit(url).port
-    assert coordinator is not None
-    with commits_held(url, coordinator), children() as started:
-        child = Child.ordercli(url, "cancel", *map(str, ids))
-        started.append(child)
-        (pid,) = wait_until(
-            lambda: sessions_waiting(url, coordinator, "SyncRep"), "the commit to wait", watch=child
-        )
+    with cancel_waiting_to_commit(url, ids) as (child, pid):
         assert all(prepared_on(url, port) == 1 for port in paid)  # both halves prepared
         query(url, "SELECT pg_terminate_backend(%s::int)", (pid,))
         assert_one_error_line(child.wait())

@@ -39,11 +39,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from citus_helpers import (
-    commits_held,
+    cancel_waiting_to_commit,
     orders_on_each_worker,
     prepared_on,
     query,
-    sessions_waiting,
     statuses_and_events,
 )
 from faults import (
@@ -1038,18 +1037,11 @@ def test_citus_coordinator_killed_in_the_2pc_window_is_finished_by_recovery(
     mixed; after it, every order is cancelled with one event. (tests/test_citus.py holds
     the other side of the window: the coordinator lost before it decides changes nothing.)"""
     url = citus_url
-    coordinator = urlsplit(url).port
-    assert coordinator is not None
     _drain_background_drops(request)
     assert cli(url, "migrate").exit_code == 0
     paid = orders_on_each_worker(url, "paid", 2)
     ids = [i for port in sorted(paid) for i in paid[port]]
-    with commits_held(url, coordinator), children() as started:
-        child = Child.ordercli(url, "cancel", *map(str, ids))
-        started.append(child)
-        (pid,) = wait_until(
-            lambda: sessions_waiting(url, coordinator, "SyncRep"), "the commit to wait", watch=child
-        )
+    with cancel_waiting_to_commit(url, ids) as (child, pid):
         assert all(prepared_on(url, port) == 1 for port in paid)
         os.kill(pid, signal.SIGKILL)
         record("coordinator crashes in the 2PC window")
